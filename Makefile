@@ -1,0 +1,128 @@
+# One Makefile for the whole tree. `make` builds libcommon.a, the three programs and the
+# developer tools; `make check` runs the unit tests (cmocka) and the integration tests
+# (pytest under Debian's python3). See README.md.
+
+PREFIX ?= /usr/local
+SANITIZE ?=
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+FUZZ_SECONDS ?= 20
+
+PKGS := libcurl libmicrohttpd libpq libcjson zlib libsodium sqlite3 libpcre2-8
+
+comma := ,
+# Build outside the source folders; a sanitizer build gets its own object tree.
+ifeq ($(SANITIZE),)
+BUILD := build/default
+else
+BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
+endif
+
+WARNINGS := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+	-Wvla -Wwrite-strings -Wshadow -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread $(WARNINGS) -Icommon/include \
+	-DRETURNS_DATADIR='"$(PREFIX)/share/returns"'
+ifneq ($(SANITIZE),)
+BASE_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+DEPS_OK := $(shell scripts/install-deps >&2 && echo yes)
+ifneq ($(DEPS_OK),yes)
+$(error missing build dependencies: see the message above)
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+ALL_CFLAGS = $(BASE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+LIBS = $(PKG_LIBS) -lm -pthread
+
+COMMON_SRC := $(wildcard common/src/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+LIBCOMMON := $(BUILD)/libcommon.a
+
+PROGRAMS := school-agent/school-agent county-hub/county-hub region-server/region-server
+TOOLS := $(patsubst %.c,%,$(wildcard tools/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all check unit integration fuzz format format-check install clean demo bench
+all: $(PROGRAMS) $(TOOLS)
+
+# Every object depends on the flags it was built with, so switching SANITIZE or CFLAGS
+# rebuilds instead of linking mismatched objects.
+FLAGS_STAMP := $(BUILD)/flags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(ALL_CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(ALL_CFLAGS) $(LDFLAGS)' > $@
+FORCE:
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBCOMMON): $(COMMON_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+# A program is every .c file under its src/ folder.
+define program_rule
+$(1)/$(1): $$(patsubst %.c,$$(BUILD)/%.o,$$(wildcard $(1)/src/*.c)) $$(LIBCOMMON)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(foreach p,school-agent county-hub region-server,$(eval $(call program_rule,$(p))))
+
+tools/%: $(BUILD)/tools/%.o $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs cmocka)
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+check: unit integration
+
+unit: $(UNIT_BIN)
+	@failed=0; for t in $(UNIT_BIN); do \
+		echo "== $$t"; $$t || failed=$$((failed + 1)); \
+	done; \
+	echo "unit test programs: $(words $(UNIT_BIN)) run, $$failed failed"; \
+	test $$failed -eq 0
+
+integration: all
+	cd tests/integration && $(PYTHON) -m pytest -q -p no:cacheprovider .
+
+# libFuzzer targets (clang); each runs FUZZ_SECONDS seconds from its seed corpus.
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -Icommon/include $(PKG_CFLAGS)
+build/fuzz/%: fuzz/%.c $(COMMON_SRC)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+		name=$$(basename $$f); corpus=build/fuzz/corpus-$$name; mkdir -p $$corpus; \
+		echo "== $$name ($(FUZZ_SECONDS) s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=0 $$corpus fuzz/corpus/$$name 2>&1 | tail -n 3 || exit 1; \
+	done
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(C_FILES)
+format-check:
+	clang-format --dry-run --Werror $(C_FILES)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/returns
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	cp -R schemas/. $(DESTDIR)$(PREFIX)/share/returns/
+
+demo: all
+	@echo "make demo: the whole-region demo is not built yet (issue 6); see README.md." >&2
+	@exit 1
+
+clean:
+	rm -rf build $(PROGRAMS) $(TOOLS)
