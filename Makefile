@@ -19,7 +19,7 @@ BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
 WARNINGS := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
-	-Wvla -Wwrite-strings -Wshadow -Wno-unused-parameter
+	-Wvla -Wwrite-strings -Wshadow
 CFLAGS ?= -O2 -g
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread $(WARNINGS) -Icommon/include \
 	-DRETURNS_DATADIR='"$(PREFIX)/share/returns"'
@@ -56,10 +56,25 @@ $(FLAGS_STAMP): FORCE
 	@mkdir -p $(@D)
 	@echo '$(ALL_CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(ALL_CFLAGS) $(LDFLAGS)' > $@
 FORCE:
+# keep objects that pattern rules treat as intermediate
+.SECONDARY:
+# Programs and tools live at fixed paths whatever the variant: relink them when it changes.
+VARIANT_STAMP := build/variant
+$(VARIANT_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(BUILD)' | cmp -s - $@ || echo '$(BUILD)' > $@
+
+# Quiet by default; `make V=1` shows the commands.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
 
 $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	rm -f $@
@@ -67,17 +82,27 @@ $(LIBCOMMON): $(COMMON_OBJ)
 
 # A program is every .c file under its src/ folder.
 define program_rule
-$(1)/$(1): $$(patsubst %.c,$$(BUILD)/%.o,$$(wildcard $(1)/src/*.c)) $$(LIBCOMMON)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+$(1)/$(1): $$(patsubst %.c,$$(BUILD)/%.o,$$(wildcard $(1)/src/*.c)) $$(LIBCOMMON) $$(VARIANT_STAMP)
+	$$(CC) $$(LDFLAGS) -o $$@ $$(filter-out $$(VARIANT_STAMP),$$^) $$(LIBS)
 endef
 $(foreach p,school-agent county-hub region-server,$(eval $(call program_rule,$(p))))
 
-tools/%: $(BUILD)/tools/%.o $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+tools/%: $(BUILD)/tools/%.o $(LIBCOMMON) $(VARIANT_STAMP)
+	$(CC) $(LDFLAGS) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs cmocka)
+
+# Benchmarks: bench/<name>.c, each printing its figures and writing bench/results/<name>.json.
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+bench: all $(BENCH_BIN)
+	@mkdir -p bench/results
+	@for b in $(BENCH_BIN); do echo "== $$(basename $$b)"; $$b bench/results || exit 1; done
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 

@@ -1,5 +1,6 @@
 /* Bounded growable buffer: see buf.h. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

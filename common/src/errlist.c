@@ -81,6 +81,28 @@ int errlist_add(struct errlist *l, enum errlist_severity severity, const char *p
 	return 0;
 }
 
+int errlist_prefix_pointers(struct errlist *l, size_t first, const char *prefix)
+{
+	for (size_t i = first; i < l->count; i++) {
+		char *old = l->entries[i].pointer, *joined;
+		size_t a = strlen(prefix), b = strlen(old);
+
+		joined = malloc(a + b + 1);
+		if (!joined)
+			return -ENOMEM;
+		memcpy(joined, prefix, a);
+		memcpy(joined + a, old, b + 1);
+		l->entries[i].pointer = copy_bounded(joined, ERRLIST_POINTER_MAX);
+		free(joined);
+		if (!l->entries[i].pointer) {
+			l->entries[i].pointer = old;
+			return -ENOMEM;
+		}
+		free(old);
+	}
+	return 0;
+}
+
 int errlist_format(const struct errlist *l, const char *prefix, struct buf *out)
 {
 	size_t dropped = l->errors + l->warnings - l->count;

@@ -42,6 +42,10 @@ void errlist_release(struct errlist *l);
 int errlist_add(struct errlist *l, enum errlist_severity severity, const char *pointer,
 		const char *keyword, const char *fmt, ...) PRINTF_LIKE(5, 6) WUR;
 
+/* Puts prefix (a JSON Pointer, e.g. "/data") in front of the pointer of every entry from
+ * index first on, for problems found in a part of a larger document. 0 or -ENOMEM. */
+int errlist_prefix_pointers(struct errlist *l, size_t first, const char *prefix) WUR;
+
 /* Appends one line per entry ("/victims/female: must be >= 0 (minimum)") to out.
  * prefix, when not NULL, starts each line (e.g. a file name and ": "). */
 struct buf;

@@ -1,0 +1,394 @@
+/* JWS flattened JSON serialization with EdDSA: see jws.h. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include "common/buf.h"
+#include "common/json.h"
+#include "common/jwk.h"
+#include "common/jws.h"
+#include "common/banned.h"
+
+#define B64URL_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
+#define SIGNATURE_B64_LEN 86 /* unpadded base64url characters of 64 bytes */
+#define KID_RULE "1 to 64 characters of A-Z a-z 0-9 . _ : -"
+
+static int PRINTF_LIKE(4, 5) fail(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
+/* At most 32 bytes of an untrusted string for a message, cut at a character boundary,
+ * control characters shown as '?'. */
+static const char *shorten(const char *s, char out[static 40])
+{
+	size_t n = strlen(s), i;
+
+	if (n > 32) {
+		n = 32;
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	for (i = 0; i < n; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	out[i] = '\0';
+	if (n < strlen(s))
+		memcpy(out + i, "...", 4);
+	return out;
+}
+
+void jws_init(struct jws *j)
+{
+	memset(j, 0, sizeof(*j));
+}
+
+void jws_release(struct jws *j)
+{
+	free(j->signing_input);
+	free(j->payload);
+	jws_init(j);
+}
+
+/* More than max '{', '[' or ',' outside strings? Bounds the cJSON nodes the envelope can
+ * make before cJSON makes them; the grammar itself is checked by json_parse_untrusted. */
+static int too_many_values(const char *s, size_t len, size_t max)
+{
+	size_t n = 0;
+	int in_string = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == '{' || c == '[' || c == ',') {
+			if (++n > max)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Strict unpadded base64url of s into out (room for outmax bytes). */
+static int b64url_decode(const char *s, size_t len, unsigned char *out, size_t outmax,
+			 size_t *ret_len)
+{
+	size_t got = 0;
+
+	if (sodium_base642bin(out, outmax, s, len, NULL, &got, NULL, B64URL_VARIANT) != 0)
+		return -EBADMSG;
+	*ret_len = got;
+	return 0;
+}
+
+/* "crit" and "b64" change how a JWS must be processed; we implement neither. */
+static int check_extensions(const cJSON *h, const char *which, char *err, size_t errlen)
+{
+	if (cJSON_GetObjectItemCaseSensitive(h, "crit"))
+		return fail(err, errlen, -EBADMSG,
+			    "%s header: \"crit\" is present, but no extension is understood, so "
+			    "the JWS is refused",
+			    which);
+	if (cJSON_GetObjectItemCaseSensitive(h, "b64"))
+		return fail(err, errlen, -EBADMSG,
+			    "%s header: \"b64\" (RFC 7797 unencoded payload) is not supported",
+			    which);
+	return 0;
+}
+
+/* The protected header (decoded) and the unprotected one (may be NULL); fills kid. */
+static int check_headers(const unsigned char *prot, size_t prot_len, const cJSON *unprot,
+			 char kid[static JWK_KID_MAX + 1], char *err, size_t errlen)
+{
+	const cJSON *alg, *k, *c;
+	cJSON *h = NULL;
+	char msg[200], q[40];
+	int r;
+
+	r = json_parse_untrusted((const char *)prot, prot_len, JWS_DEPTH_MAX, &h, msg,
+				 sizeof(msg));
+	if (r < 0)
+		return fail(err, errlen, r == -ENOMEM ? -ENOMEM : -EBADMSG,
+			    "protected header is not valid JSON: %s", msg);
+	if (!cJSON_IsObject(h)) {
+		r = fail(err, errlen, -EBADMSG, "protected header is not a JSON object");
+		goto fail;
+	}
+	alg = cJSON_GetObjectItemCaseSensitive(h, "alg");
+	if (!alg) {
+		r = fail(err, errlen, -EBADMSG, "protected header: no \"alg\"");
+		goto fail;
+	}
+	if (!cJSON_IsString(alg)) {
+		r = fail(err, errlen, -EBADMSG, "protected header: \"alg\" is not a string");
+		goto fail;
+	}
+	if (strcmp(alg->valuestring, "EdDSA") != 0) {
+		r = fail(err, errlen, -EPERM,
+			 "protected header: alg \"%s\" is not allowed, only EdDSA",
+			 shorten(alg->valuestring, q));
+		goto fail;
+	}
+	r = check_extensions(h, "protected", err, errlen);
+	if (r < 0)
+		goto fail;
+	k = cJSON_GetObjectItemCaseSensitive(h, "kid");
+	if (!k) {
+		r = fail(err, errlen, -EBADMSG, "protected header: no \"kid\"");
+		goto fail;
+	}
+	if (!cJSON_IsString(k)) {
+		r = fail(err, errlen, -EBADMSG, "protected header: \"kid\" is not a string");
+		goto fail;
+	}
+	if (!jwk_kid_valid(k->valuestring)) {
+		r = fail(err, errlen, -EBADMSG, "protected header: kid \"%s\" is not " KID_RULE,
+			 shorten(k->valuestring, q));
+		goto fail;
+	}
+	if (unprot) {
+		r = check_extensions(unprot, "unprotected", err, errlen);
+		if (r < 0)
+			goto fail;
+		cJSON_ArrayForEach(c, unprot)
+		{
+			if (cJSON_GetObjectItemCaseSensitive(h, c->string)) {
+				r = fail(err, errlen, -EBADMSG,
+					 "header: \"%s\" is in both the protected and the "
+					 "unprotected header",
+					 shorten(c->string, q));
+				goto fail;
+			}
+		}
+	}
+	memcpy(kid, k->valuestring, strlen(k->valuestring) + 1);
+	r = 0;
+fail:
+	cJSON_Delete(h);
+	return r;
+}
+
+/* The string member name of the envelope, required. */
+static int get_member(const cJSON *env, const char *name, const char **ret, char *err,
+		      size_t errlen)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(env, name);
+
+	if (!item)
+		return fail(err, errlen, -EBADMSG, "envelope: no \"%s\" member", name);
+	if (!cJSON_IsString(item))
+		return fail(err, errlen, -EBADMSG, "envelope: \"%s\" is not a string", name);
+	*ret = item->valuestring;
+	return 0;
+}
+
+int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, char *err,
+	      size_t errlen)
+{
+	unsigned char prot[JWS_PROTECTED_MAX];
+	const char *prot_b64, *payload_b64, *sig_b64;
+	size_t prot_len, prot_b64_len, payload_b64_len, sig_len;
+	cJSON *env = NULL;
+	const cJSON *c, *unprot;
+	char msg[200], q[40];
+	struct jws j;
+	int r;
+
+	jws_init(&j);
+	if (!max_len)
+		max_len = JWS_TEXT_MAX_DEFAULT;
+	if (len > max_len)
+		return fail(err, errlen, -EMSGSIZE, "JWS of %zu bytes is larger than the limit of %zu",
+			    len, max_len);
+	if (too_many_values(text, len, JWS_VALUES_MAX))
+		return fail(err, errlen, -EBADMSG,
+			    "envelope: more than %d arrays, objects and commas", JWS_VALUES_MAX);
+	r = json_parse_untrusted(text, len, JWS_DEPTH_MAX, &env, msg, sizeof(msg));
+	if (r < 0)
+		return fail(err, errlen, r == -ENOMEM || r == -EMSGSIZE ? r : -EBADMSG,
+			    "envelope is not valid JSON: %s", msg);
+	if (!cJSON_IsObject(env)) {
+		r = fail(err, errlen, -EBADMSG, "envelope is not a JSON object");
+		goto fail;
+	}
+	cJSON_ArrayForEach(c, env)
+	{
+		if (strcmp(c->string, "signatures") == 0) {
+			r = fail(err, errlen, -EBADMSG,
+				 "envelope: \"signatures\" (general JSON serialization) is not "
+				 "supported, only the flattened one");
+			goto fail;
+		}
+		if (strcmp(c->string, "protected") != 0 && strcmp(c->string, "payload") != 0 &&
+		    strcmp(c->string, "signature") != 0 && strcmp(c->string, "header") != 0) {
+			r = fail(err, errlen, -EBADMSG, "envelope: unknown member \"%s\"",
+				 shorten(c->string, q));
+			goto fail;
+		}
+	}
+	if ((r = get_member(env, "protected", &prot_b64, err, errlen)) < 0 ||
+	    (r = get_member(env, "payload", &payload_b64, err, errlen)) < 0 ||
+	    (r = get_member(env, "signature", &sig_b64, err, errlen)) < 0)
+		goto fail;
+	unprot = cJSON_GetObjectItemCaseSensitive(env, "header");
+	if (unprot && !cJSON_IsObject(unprot)) {
+		r = fail(err, errlen, -EBADMSG, "envelope: \"header\" is not a JSON object");
+		goto fail;
+	}
+
+	/* cheap checks first: the small protected header (so alg "none" with its empty
+	 * signature is refused for its alg), then the signature, then the payload */
+	prot_b64_len = strlen(prot_b64);
+	if (prot_b64_len / 4 * 3 + (prot_b64_len % 4 ? prot_b64_len % 4 - 1 : 0) >
+	    JWS_PROTECTED_MAX) {
+		r = fail(err, errlen, -EBADMSG, "envelope: protected header longer than %d bytes",
+			 JWS_PROTECTED_MAX);
+		goto fail;
+	}
+	if (b64url_decode(prot_b64, prot_b64_len, prot, sizeof(prot), &prot_len) < 0) {
+		r = fail(err, errlen, -EBADMSG, "envelope: \"protected\" is not unpadded base64url");
+		goto fail;
+	}
+	r = check_headers(prot, prot_len, unprot, j.kid, err, errlen);
+	if (r < 0)
+		goto fail;
+	if (strlen(sig_b64) != SIGNATURE_B64_LEN ||
+	    b64url_decode(sig_b64, SIGNATURE_B64_LEN, j.signature, sizeof(j.signature),
+			  &sig_len) < 0 ||
+	    sig_len != sizeof(j.signature)) {
+		r = fail(err, errlen, -EBADMSG,
+			 "envelope: \"signature\" is not unpadded base64url of 64 bytes");
+		goto fail;
+	}
+
+	payload_b64_len = strlen(payload_b64);
+	j.payload = malloc(payload_b64_len / 4 * 3 + 3);
+	j.signing_input = malloc(prot_b64_len + 1 + payload_b64_len + 1);
+	if (!j.payload || !j.signing_input) {
+		r = fail(err, errlen, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (b64url_decode(payload_b64, payload_b64_len, j.payload, payload_b64_len / 4 * 3 + 2,
+			  &j.payload_len) < 0) {
+		r = fail(err, errlen, -EBADMSG, "envelope: \"payload\" is not unpadded base64url");
+		goto fail;
+	}
+	j.payload[j.payload_len] = '\0';
+	memcpy(j.signing_input, prot_b64, prot_b64_len);
+	j.signing_input[prot_b64_len] = '.';
+	memcpy(j.signing_input + prot_b64_len + 1, payload_b64, payload_b64_len + 1);
+	j.signing_input_len = prot_b64_len + 1 + payload_b64_len;
+
+	*ret = j;
+	jws_init(&j);
+	r = 0;
+fail:
+	jws_release(&j);
+	cJSON_Delete(env);
+	return r;
+}
+
+int jws_verify(const struct jws *j, const struct jwk *key, char *err, size_t errlen)
+{
+	if (!j->signing_input)
+		return fail(err, errlen, -EINVAL, "no parsed JWS to verify");
+	if (key->kid[0] && strcmp(key->kid, j->kid) != 0)
+		return fail(err, errlen, -EKEYREJECTED,
+			    "kid does not match the key: the JWS names \"%s\", the key is \"%s\"",
+			    j->kid, key->kid);
+	if (sodium_init() < 0)
+		return fail(err, errlen, -EIO, "libsodium failed to initialize");
+	if (crypto_sign_verify_detached(j->signature, (const unsigned char *)j->signing_input,
+					j->signing_input_len, key->public_key) != 0)
+		return fail(err, errlen, -EKEYREJECTED,
+			    "signature does not verify with the key for kid \"%s\"", j->kid);
+	return 0;
+}
+
+int jws_sign(const struct jwk *key, const char *kid, const void *payload, size_t payload_len,
+	     char **ret_text, size_t *ret_len, char *err, size_t errlen)
+{
+	static const char frame[] = "{\"payload\":\"\",\"protected\":\"\",\"signature\":\"\"}";
+	unsigned char sig[JWS_SIGNATURE_SIZE];
+	char header[64 + JWK_KID_MAX], sig_b64[SIGNATURE_B64_LEN + 1], q[40];
+	size_t header_len, prot_size, payload_size, input_len, total;
+	char *input = NULL;
+	struct buf out;
+	int r;
+
+	buf_init(&out, JWS_TEXT_MAX_DEFAULT);
+	if (!key->has_private)
+		return fail(err, errlen, -EINVAL, "cannot sign: the key has no private part");
+	if (kid && !jwk_kid_valid(kid))
+		return fail(err, errlen, -EINVAL, "cannot sign: kid \"%s\" is not " KID_RULE,
+			    shorten(kid, q));
+	if (kid && key->kid[0] && strcmp(kid, key->kid) != 0)
+		return fail(err, errlen, -EINVAL,
+			    "cannot sign: kid \"%s\" is not the key's kid \"%s\"", kid, key->kid);
+	if (sodium_init() < 0)
+		return fail(err, errlen, -EIO, "libsodium failed to initialize");
+	if (payload_len > JWS_TEXT_MAX_DEFAULT / 4 * 3)
+		return fail(err, errlen, -EMSGSIZE, "cannot sign: payload of %zu bytes is too large",
+			    payload_len);
+
+	if (kid)
+		header_len = (size_t)snprintf(header, sizeof(header),
+					      "{\"alg\":\"EdDSA\",\"kid\":\"%s\"}", kid);
+	else
+		header_len = (size_t)snprintf(header, sizeof(header), "{\"alg\":\"EdDSA\"}");
+	/* the sizes include the NUL */
+	prot_size = sodium_base64_ENCODED_LEN(header_len, B64URL_VARIANT);
+	payload_size = sodium_base64_ENCODED_LEN(payload_len, B64URL_VARIANT);
+	total = sizeof(frame) - 1 + prot_size - 1 + payload_size - 1 + SIGNATURE_B64_LEN;
+	if (total > JWS_TEXT_MAX_DEFAULT)
+		return fail(err, errlen, -EMSGSIZE,
+			    "cannot sign: the JWS would be %zu bytes, more than the limit of %u",
+			    total, JWS_TEXT_MAX_DEFAULT);
+
+	/* signing input: ASCII(BASE64URL(protected) || '.' || BASE64URL(payload)) */
+	input = malloc(prot_size + payload_size);
+	if (!input) {
+		r = fail(err, errlen, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	sodium_bin2base64(input, prot_size, (const unsigned char *)header, header_len,
+			  B64URL_VARIANT);
+	input[prot_size - 1] = '.';
+	sodium_bin2base64(input + prot_size, payload_size, payload, payload_len, B64URL_VARIANT);
+	input_len = prot_size + payload_size - 1;
+	crypto_sign_detached(sig, NULL, (const unsigned char *)input, input_len, key->secret_key);
+	sodium_bin2base64(sig_b64, sizeof(sig_b64), sig, sizeof(sig), B64URL_VARIANT);
+
+	input[prot_size - 1] = '\0';
+	r = buf_reserve(&out, total);
+	if (r == 0)
+		r = buf_printf(&out, "{\"payload\":\"%s\",\"protected\":\"%s\",\"signature\":\"%s\"}",
+			       input + prot_size, input, sig_b64);
+	if (r < 0) {
+		r = fail(err, errlen, r, "cannot sign: %s", strerror(-r));
+		goto fail;
+	}
+	*ret_text = buf_detach(&out, ret_len);
+	r = 0;
+fail:
+	buf_release(&out);
+	free(input);
+	return r;
+}
