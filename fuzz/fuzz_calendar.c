@@ -12,11 +12,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void query(const struct calendar *cal)
 {
-	static const char *const forms[] = {"screening", "summary", "rectification", "incident",
-					    "s", "m", "e", "a"};
-	static const char *const periods[] = {"2024-P1", "2024-P2", "2024-P3", "2024-03", "2024-06",
-					      "2024-11", "2024-12", "2024-13", "0001-01", "9999-12",
-					      "9999-P99", "0001-P1"};
+	static const char *const forms[] = {
+	        "screening", "summary", "rectification", "incident", "s", "m", "e", "a"};
+	static const char *const periods[] = {"2024-P1", "2024-P2", "2024-P3",  "2024-03",
+	                                      "2024-06", "2024-11", "2024-12",  "2024-13",
+	                                      "0001-01", "9999-12", "9999-P99", "0001-P1"};
 	struct date d = {2024, 5, 2}, d2 = {2024, 5, 3}, start, end, due;
 	char period[CALENDAR_PERIOD_MAX];
 	enum calendar_period_type type;

@@ -18,12 +18,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	long long num = 42, ranged = 5;
 	int flag = 0, r;
 	const struct config_option options[] = {
-		{"schemas_dir", CONFIG_STRING, &str, "a string", "DIR", 0, 0},
-		{"count", CONFIG_INTEGER, &num, "any integer", NULL, 0, 0},
-		{"port", CONFIG_INTEGER, &ranged, "a ranged integer", NULL, 1, 65535},
-		{"verbose", CONFIG_BOOLEAN, &flag, "a boolean", NULL, 0, 0},
-		{"peer", CONFIG_STRING_LIST, &list, "a list", "URL", 0, 0},
-		{NULL, 0, NULL, NULL, NULL, 0, 0},
+	        {"schemas_dir", CONFIG_STRING, &str, "a string", "DIR", 0, 0},
+	        {"count", CONFIG_INTEGER, &num, "any integer", NULL, 0, 0},
+	        {"port", CONFIG_INTEGER, &ranged, "a ranged integer", NULL, 1, 65535},
+	        {"verbose", CONFIG_BOOLEAN, &flag, "a boolean", NULL, 0, 0},
+	        {"peer", CONFIG_STRING_LIST, &list, "a list", "URL", 0, 0},
+	        {NULL, 0, NULL, NULL, NULL, 0, 0},
 	};
 
 	r = config_load_text(options, (const char *)data, size, err, sizeof(err));

@@ -117,12 +117,12 @@ static int cmd_sign(int argc, char **argv)
 	buf_init(&payload, JWS_TEXT_MAX_DEFAULT / 4 * 3);
 	r = read_file(argv[3], &payload);
 	if (r == 0 && jws_sign(&k, argv[2], payload.data ? payload.data : "", payload.len, &text,
-			       &len, err, sizeof(err)) < 0)
+	                       &len, err, sizeof(err)) < 0)
 		r = fail("%s", err);
 	jwk_release(&k);
 	buf_release(&payload);
 	if (r == 0 && (fwrite(text, 1, len, stdout) != len || fputc('\n', stdout) == EOF ||
-		       fflush(stdout) != 0))
+	               fflush(stdout) != 0))
 		r = fail("cannot write the JWS: %s", strerror(errno));
 	free(text);
 	return r;
@@ -147,8 +147,8 @@ static int cmd_verify(int argc, char **argv)
 		r = fail("'%s': %s", argv[2], err);
 	if (r == 0 && jws_verify(&j, &k, err, sizeof(err)) < 0)
 		r = fail("'%s': %s", argv[2], err);
-	if (r == 0 && (fwrite(j.payload, 1, j.payload_len, stdout) != j.payload_len ||
-		       fflush(stdout) != 0))
+	if (r == 0 &&
+	    (fwrite(j.payload, 1, j.payload_len, stdout) != j.payload_len || fflush(stdout) != 0))
 		r = fail("cannot write the payload: %s", strerror(errno));
 	jws_release(&j);
 	buf_release(&text);

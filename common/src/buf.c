@@ -13,7 +13,8 @@ void buf_init(struct buf *b, size_t max)
 	b->data = NULL;
 	b->len = 0;
 	b->alloc = 0;
-	b->max = max;
+	/* keeps max + 1 (room for the NUL) and the doubling below from overflowing */
+	b->max = max > SIZE_MAX / 4 ? SIZE_MAX / 4 : max;
 }
 
 void buf_release(struct buf *b)
@@ -36,13 +37,15 @@ int buf_reserve(struct buf *b, size_t n)
 
 	if (n > b->max - b->len)
 		return -EMSGSIZE;
+	if (n >= SIZE_MAX - b->len) /* no room for the NUL: only possible when max is SIZE_MAX */
+		return -ENOMEM;
 	want = b->len + n + 1;
 	if (want <= b->alloc)
 		return 0;
 	alloc = b->alloc ? b->alloc : 64;
 	while (alloc < want)
 		alloc = alloc > SIZE_MAX / 2 ? want : alloc * 2;
-	if (alloc > b->max + 1)
+	if (alloc - 1 > b->max) /* not alloc > max + 1, which wraps when max is SIZE_MAX */
 		alloc = b->max + 1;
 	p = realloc(b->data, alloc);
 	if (!p)

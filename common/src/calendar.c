@@ -88,7 +88,8 @@ static int load_fail(const struct loader *ld, int r, const char *pointer, const 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (pointer)
-		snprintf(ld->err, ld->errlen, "%s: %s: %s", ld->name, *pointer ? pointer : "/", msg);
+		snprintf(ld->err, ld->errlen, "%s: %s: %s", ld->name, *pointer ? pointer : "/",
+		         msg);
 	else
 		snprintf(ld->err, ld->errlen, "%s: %s", ld->name, msg);
 	return r;
@@ -201,7 +202,7 @@ static int is_name(const char *s, int campaign)
 
 /* Every member of obj is one of allowed (a NULL-terminated list). */
 static int check_members(const struct loader *ld, const char *pointer, const cJSON *obj,
-			 const char *const *allowed)
+                         const char *const *allowed)
 {
 	char q[QUOTE_MAX + 4];
 
@@ -216,7 +217,7 @@ static int check_members(const struct loader *ld, const char *pointer, const cJS
 		}
 		if (!*a)
 			return load_fail(ld, -EINVAL, pointer, "unknown member '%s'",
-					 quote(m->string, q));
+			                 quote(m->string, q));
 	}
 	return 0;
 }
@@ -236,7 +237,7 @@ static int check_labels(const struct loader *ld, const char *pointer, const cJSO
 }
 
 static int get_string(const struct loader *ld, const char *pointer, const cJSON *obj,
-		      const char *key, const char **ret)
+                      const char *key, const char **ret)
 {
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, key);
 
@@ -248,8 +249,8 @@ static int get_string(const struct loader *ld, const char *pointer, const cJSON 
 	return 0;
 }
 
-static int int_value(const struct loader *ld, const char *pointer, const cJSON *m,
-		     const char *key, int lo, int hi, int *ret)
+static int int_value(const struct loader *ld, const char *pointer, const cJSON *m, const char *key,
+                     int lo, int hi, int *ret)
 {
 	double v;
 
@@ -258,13 +259,13 @@ static int int_value(const struct loader *ld, const char *pointer, const cJSON *
 	v = m->valuedouble;
 	if (!(v >= lo && v <= hi) || v != (double)(int)v)
 		return load_fail(ld, -EINVAL, pointer, "'%s' must be an integer from %d to %d", key,
-				 lo, hi);
+		                 lo, hi);
 	*ret = (int)v;
 	return 0;
 }
 
-static int get_int(const struct loader *ld, const char *pointer, const cJSON *obj,
-		   const char *key, int lo, int hi, int *ret)
+static int get_int(const struct loader *ld, const char *pointer, const cJSON *obj, const char *key,
+                   int lo, int hi, int *ret)
 {
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, key);
 
@@ -273,8 +274,8 @@ static int get_int(const struct loader *ld, const char *pointer, const cJSON *ob
 	return int_value(ld, pointer, m, key, lo, hi, ret);
 }
 
-static int get_date(const struct loader *ld, const char *pointer, const cJSON *obj,
-		    const char *key, struct date *ret)
+static int get_date(const struct loader *ld, const char *pointer, const cJSON *obj, const char *key,
+                    struct date *ret)
 {
 	char q[QUOTE_MAX + 4];
 	const char *s;
@@ -283,13 +284,13 @@ static int get_date(const struct loader *ld, const char *pointer, const cJSON *o
 	if (r < 0)
 		return r;
 	if (datetime_parse_date(s, strlen(s), ret) < 0)
-		return load_fail(ld, -EINVAL, pointer, "'%s': '%s' is not a date (YYYY-MM-DD)",
-				 key, quote(s, q));
+		return load_fail(ld, -EINVAL, pointer, "'%s': '%s' is not a date (YYYY-MM-DD)", key,
+		                 quote(s, q));
 	return 0;
 }
 
 static int get_month(const struct loader *ld, const char *pointer, const cJSON *obj,
-		     const char *key, int *ret)
+                     const char *key, int *ret)
 {
 	char q[QUOTE_MAX + 4];
 	const char *s;
@@ -299,7 +300,7 @@ static int get_month(const struct loader *ld, const char *pointer, const cJSON *
 		return r;
 	if (parse_month(s, ret) < 0)
 		return load_fail(ld, -EINVAL, pointer, "'%s': '%s' is not a month (YYYY-MM)", key,
-				 quote(s, q));
+		                 quote(s, q));
 	return 0;
 }
 
@@ -320,8 +321,8 @@ static int parse_offset(const char *s, int *ret)
 
 static int parse_phases(const struct loader *ld, const cJSON *phases, struct cal_campaign *c)
 {
-	static const char *const allowed[] = {"id", "start", "end", "title", "x-label-zh",
-					      "description", NULL};
+	static const char *const allowed[] = {"id",         "start",       "end", "title",
+	                                      "x-label-zh", "description", NULL};
 	char pointer[POINTER_MAX], q[QUOTE_MAX + 4];
 	int size, r;
 
@@ -330,7 +331,7 @@ static int parse_phases(const struct loader *ld, const cJSON *phases, struct cal
 	size = cJSON_GetArraySize(phases);
 	if (size < 1 || size > CALENDAR_PHASES_MAX)
 		return load_fail(ld, -EINVAL, "/phases", "must hold 1 to %d phases",
-				 CALENDAR_PHASES_MAX);
+		                 CALENDAR_PHASES_MAX);
 	for (const cJSON *p = phases->child; p; p = p->next) {
 		struct cal_phase *ph = &c->phases[c->nphases];
 		const char *id;
@@ -347,12 +348,12 @@ static int parse_phases(const struct loader *ld, const cJSON *phases, struct cal
 			return r;
 		if (!is_phase_id(id))
 			return load_fail(ld, -EINVAL, pointer,
-					 "'id': '%s' is not a phase id such as '2024-P1'",
-					 quote(id, q));
+			                 "'id': '%s' is not a phase id such as '2024-P1'",
+			                 quote(id, q));
 		for (size_t i = 0; i < c->nphases; i++) {
 			if (strcmp(c->phases[i].id, id) == 0)
 				return load_fail(ld, -EINVAL, pointer, "phase '%s' appears twice",
-						 id);
+				                 id);
 		}
 		memcpy(ph->id, id, strlen(id) + 1);
 		r = get_date(ld, pointer, p, "start", &ph->start);
@@ -365,21 +366,21 @@ static int parse_phases(const struct loader *ld, const cJSON *phases, struct cal
 			return load_fail(ld, -EINVAL, pointer, "ends before it starts");
 		if (c->nphases > 0 && date_compare(&ph->start, &c->phases[c->nphases - 1].end) <= 0)
 			return load_fail(ld, -EINVAL, pointer,
-					 "starts before the previous phase ends (phases must be "
-					 "in order and must not overlap)");
+			                 "starts before the previous phase ends (phases must be "
+			                 "in order and must not overlap)");
 		c->nphases++;
 	}
 	c->start = c->phases[0].start;
 	c->end = c->phases[c->nphases - 1].end;
 	if (month_index(&c->end) - month_index(&c->start) + 1 > CALENDAR_MONTHS_MAX)
 		return load_fail(ld, -EINVAL, "/phases", "the campaign spans more than %d months",
-				 CALENDAR_MONTHS_MAX);
+		                 CALENDAR_MONTHS_MAX);
 	return 0;
 }
 
 /* "due" of a phase or monthly form. */
 static int parse_due(const struct loader *ld, const char *pointer, const cJSON *form,
-		     struct cal_form *f)
+                     struct cal_form *f)
 {
 	static const char *const one_rule[] = {"next_month_day", "days_after_end", NULL};
 	const char *end_word = f->type == CALENDAR_PERIOD_PHASE ? "phase_end" : "month_end";
@@ -391,22 +392,22 @@ static int parse_due(const struct loader *ld, const char *pointer, const cJSON *
 		return load_fail(ld, -EINVAL, pointer, "missing member 'due'");
 	if (cJSON_IsString(due)) {
 		if (strcmp(due->valuestring, end_word) != 0)
-			return load_fail(ld, -EINVAL, pointer,
-					 "'due' must be \"%s\" or an object with "
-					 "\"days_after_end\"%s",
-					 end_word,
-					 f->type == CALENDAR_PERIOD_MONTHLY ? " or \"next_month_day\""
-									    : "");
+			return load_fail(
+			        ld, -EINVAL, pointer,
+			        "'due' must be \"%s\" or an object with "
+			        "\"days_after_end\"%s",
+			        end_word,
+			        f->type == CALENDAR_PERIOD_MONTHLY ? " or \"next_month_day\"" : "");
 		f->due_rule = DUE_PERIOD_END;
 		f->due_arg = 0;
 		return 0;
 	}
 	r = check_members(ld, pointer, due, one_rule);
 	if (r < 0)
-		return load_fail(ld, -EINVAL, pointer,
-				 "'due' must be \"%s\" or an object with \"days_after_end\"%s",
-				 end_word,
-				 f->type == CALENDAR_PERIOD_MONTHLY ? " or \"next_month_day\"" : "");
+		return load_fail(
+		        ld, -EINVAL, pointer,
+		        "'due' must be \"%s\" or an object with \"days_after_end\"%s", end_word,
+		        f->type == CALENDAR_PERIOD_MONTHLY ? " or \"next_month_day\"" : "");
 	if (cJSON_GetArraySize(due) != 1)
 		return load_fail(ld, -EINVAL, pointer, "'due' must hold exactly one rule");
 	m = due->child;
@@ -416,13 +417,13 @@ static int parse_due(const struct loader *ld, const char *pointer, const cJSON *
 	}
 	if (f->type != CALENDAR_PERIOD_MONTHLY)
 		return load_fail(ld, -EINVAL, pointer,
-				 "'next_month_day' is only for monthly forms");
+		                 "'next_month_day' is only for monthly forms");
 	f->due_rule = DUE_NEXT_MONTH_DAY;
 	return int_value(ld, pointer, m, "next_month_day", 1, 28, &f->due_arg);
 }
 
 static int parse_required_in(const struct loader *ld, const char *pointer, const cJSON *form,
-			     const struct cal_campaign *c, struct cal_form *f)
+                             const struct cal_campaign *c, struct cal_form *f)
 {
 	const cJSON *req = cJSON_GetObjectItemCaseSensitive(form, "required_in");
 	char q[QUOTE_MAX + 4];
@@ -430,25 +431,26 @@ static int parse_required_in(const struct loader *ld, const char *pointer, const
 	if (!req)
 		return load_fail(ld, -EINVAL, pointer, "missing member 'required_in'");
 	if (!cJSON_IsArray(req))
-		return load_fail(ld, -EINVAL, pointer, "'required_in' must be an array of phase ids");
+		return load_fail(ld, -EINVAL, pointer,
+		                 "'required_in' must be an array of phase ids");
 	f->required = 0;
 	for (const cJSON *e = req->child; e; e = e->next) {
 		size_t i;
 
 		if (!cJSON_IsString(e))
 			return load_fail(ld, -EINVAL, pointer,
-					 "'required_in' must be an array of phase ids");
+			                 "'required_in' must be an array of phase ids");
 		for (i = 0; i < c->nphases; i++) {
 			if (strcmp(c->phases[i].id, e->valuestring) == 0)
 				break;
 		}
 		if (i == c->nphases)
 			return load_fail(ld, -EINVAL, pointer,
-					 "'required_in': '%s' is not a phase of this campaign",
-					 quote(e->valuestring, q));
+			                 "'required_in': '%s' is not a phase of this campaign",
+			                 quote(e->valuestring, q));
 		if (f->required & (UINT32_C(1) << i))
 			return load_fail(ld, -EINVAL, pointer, "'required_in': '%s' appears twice",
-					 c->phases[i].id);
+			                 c->phases[i].id);
 		f->required |= UINT32_C(1) << i;
 	}
 	return 0;
@@ -456,7 +458,7 @@ static int parse_required_in(const struct loader *ld, const char *pointer, const
 
 /* "from" and "to" of a monthly (required) or event (optional) form. */
 static int parse_months(const struct loader *ld, const char *pointer, const cJSON *form,
-			const struct cal_campaign *c, struct cal_form *f)
+                        const struct cal_campaign *c, struct cal_form *f)
 {
 	int first = month_index(&c->start), last = month_index(&c->end), r;
 	int optional = f->type == CALENDAR_PERIOD_EVENT;
@@ -477,23 +479,24 @@ static int parse_months(const struct loader *ld, const char *pointer, const cJSO
 		return load_fail(ld, -EINVAL, pointer, "'from' is after 'to'");
 	if (f->from_month < first || f->to_month > last)
 		return load_fail(ld, -EINVAL, pointer,
-				 "'from' and 'to' must be within the campaign's months");
+		                 "'from' and 'to' must be within the campaign's months");
 	return 0;
 }
 
 static int parse_form(const struct loader *ld, const cJSON *form, struct cal_campaign *c,
-		      int default_expiry, struct cal_form *f)
+                      int default_expiry, struct cal_form *f)
 {
-	static const char *const phase_members[] = {
-		"period_type", "required_in", "due",	     "expiry_days",
-		"title",       "x-label-zh",  "description", NULL};
-	static const char *const monthly_members[] = {
-		"period_type", "from",	     "to",	    "due", "expiry_days",
-		"title",       "x-label-zh", "description", NULL};
+	static const char *const phase_members[] = {"period_type", "required_in", "due",
+	                                            "expiry_days", "title",       "x-label-zh",
+	                                            "description", NULL};
+	static const char *const monthly_members[] = {"period_type", "from",        "to",
+	                                              "due",         "expiry_days", "title",
+	                                              "x-label-zh",  "description", NULL};
 	static const char *const event_members[] = {
-		"period_type", "period_from", "report_within_days", "receive_within_days",
-		"from",	       "to",	      "expiry_days",	    "title",
-		"x-label-zh",  "description", NULL};
+	        "period_type",         "period_from", "report_within_days",
+	        "receive_within_days", "from",        "to",
+	        "expiry_days",         "title",       "x-label-zh",
+	        "description",         NULL};
 	char pointer[POINTER_MAX], q[QUOTE_MAX + 4];
 	const char *type, *field;
 	const cJSON *expiry;
@@ -528,20 +531,20 @@ static int parse_form(const struct loader *ld, const cJSON *form, struct cal_cam
 			r = get_string(ld, pointer, form, "period_from", &field);
 		if (r >= 0 && !is_name(field, 0))
 			r = load_fail(ld, -EINVAL, pointer,
-				      "'period_from': '%s' is not a member name", quote(field, q));
+			              "'period_from': '%s' is not a member name", quote(field, q));
 		if (r >= 0)
 			memcpy(f->period_from, field, strlen(field) + 1);
 		if (r >= 0)
 			r = get_int(ld, pointer, form, "report_within_days", 0, WITHIN_DAYS_MAX,
-				    &f->report_within_days);
+			            &f->report_within_days);
 		if (r >= 0)
 			r = get_int(ld, pointer, form, "receive_within_days", 0, WITHIN_DAYS_MAX,
-				    &f->receive_within_days);
+			            &f->receive_within_days);
 	} else {
 		return load_fail(ld, -EINVAL, pointer,
-				 "'period_type': '%s' is not one of \"phase\", \"monthly\", "
-				 "\"event\"",
-				 quote(type, q));
+		                 "'period_type': '%s' is not one of \"phase\", \"monthly\", "
+		                 "\"event\"",
+		                 quote(type, q));
 	}
 	if (r < 0)
 		return r;
@@ -552,15 +555,15 @@ static int parse_form(const struct loader *ld, const cJSON *form, struct cal_cam
 	expiry = cJSON_GetObjectItemCaseSensitive(form, "expiry_days");
 	if (expiry)
 		return int_value(ld, pointer, expiry, "expiry_days", 0, EXPIRY_DAYS_MAX,
-				 &f->expiry_days);
+		                 &f->expiry_days);
 	return 0;
 }
 
 static int parse_campaign(const struct loader *ld, const cJSON *root, struct cal_campaign *c)
 {
-	static const char *const allowed[] = {"description", "campaign",    "title",
-					      "x-label-zh",  "utc_offset",  "expiry_days",
-					      "phases",	     "forms",	    NULL};
+	static const char *const allowed[] = {"description", "campaign",   "title",
+	                                      "x-label-zh",  "utc_offset", "expiry_days",
+	                                      "phases",      "forms",      NULL};
 	char q[QUOTE_MAX + 4];
 	const char *name, *offset;
 	const cJSON *forms;
@@ -577,15 +580,15 @@ static int parse_campaign(const struct loader *ld, const cJSON *root, struct cal
 		return r;
 	if (!is_name(name, 1))
 		return load_fail(ld, -EINVAL, "/campaign",
-				 "'%s' is not a campaign name ([a-z0-9-], at most %d characters)",
-				 quote(name, q), CALENDAR_NAME_MAX);
+		                 "'%s' is not a campaign name ([a-z0-9-], at most %d characters)",
+		                 quote(name, q), CALENDAR_NAME_MAX);
 	memcpy(c->name, name, strlen(name) + 1);
 	r = get_string(ld, "", root, "utc_offset", &offset);
 	if (r < 0)
 		return r;
 	if (parse_offset(offset, &c->offset_min) < 0)
 		return load_fail(ld, -EINVAL, "/utc_offset",
-				 "'%s' is not an offset such as \"+08:00\"", quote(offset, q));
+		                 "'%s' is not an offset such as \"+08:00\"", quote(offset, q));
 	r = get_int(ld, "", root, "expiry_days", 0, EXPIRY_DAYS_MAX, &expiry);
 	if (r < 0)
 		return r;
@@ -602,14 +605,15 @@ static int parse_campaign(const struct loader *ld, const cJSON *root, struct cal
 		return load_fail(ld, -EINVAL, "/forms", "must be an object");
 	if (cJSON_GetArraySize(forms) < 1 || cJSON_GetArraySize(forms) > CALENDAR_FORMS_MAX)
 		return load_fail(ld, -EINVAL, "/forms", "must hold 1 to %d forms",
-				 CALENDAR_FORMS_MAX);
+		                 CALENDAR_FORMS_MAX);
 	for (const cJSON *m = forms->child; m; m = m->next) {
 		struct cal_form *f = &c->forms[c->nforms];
 
 		if (!is_name(m->string, 0))
-			return load_fail(ld, -EINVAL, "/forms",
-					 "'%s' is not a form name ([a-z][a-z0-9_]*, at most %d characters)",
-					 quote(m->string, q), CALENDAR_NAME_MAX);
+			return load_fail(
+			        ld, -EINVAL, "/forms",
+			        "'%s' is not a form name ([a-z][a-z0-9_]*, at most %d characters)",
+			        quote(m->string, q), CALENDAR_NAME_MAX);
 		memset(f, 0, sizeof(*f));
 		memcpy(f->name, m->string, strlen(m->string) + 1);
 		r = parse_form(ld, m, c, expiry, f);
@@ -631,7 +635,7 @@ static const struct cal_form *campaign_form(const struct cal_campaign *c, const 
 
 /* What must hold between campaigns (see calendar.h). */
 static int check_against(const struct loader *ld, const struct calendar *cal,
-			 const struct cal_campaign *c)
+                         const struct cal_campaign *c)
 {
 	char pointer[POINTER_MAX], from[CALENDAR_PERIOD_MAX], to[CALENDAR_PERIOD_MAX];
 
@@ -640,19 +644,19 @@ static int check_against(const struct loader *ld, const struct calendar *cal,
 
 		if (strcmp(o->name, c->name) == 0)
 			return load_fail(ld, -EINVAL, "/campaign", "campaign '%s' is loaded twice",
-					 c->name);
+			                 c->name);
 		if (o->offset_min != c->offset_min)
 			return load_fail(ld, -EINVAL, "/utc_offset",
-					 "differs from campaign '%s' (one calendar, one offset)",
-					 o->name);
+			                 "differs from campaign '%s' (one calendar, one offset)",
+			                 o->name);
 		for (size_t i = 0; i < c->nphases; i++) {
 			for (size_t j = 0; j < o->nphases; j++) {
 				if (strcmp(c->phases[i].id, o->phases[j].id) != 0)
 					continue;
 				snprintf(pointer, sizeof(pointer), "/phases/%zu", i);
 				return load_fail(ld, -EINVAL, pointer,
-						 "phase id '%s' is also a phase of campaign '%s'",
-						 c->phases[i].id, o->name);
+				                 "phase id '%s' is also a phase of campaign '%s'",
+				                 c->phases[i].id, o->name);
 			}
 		}
 		for (size_t i = 0; i < c->nforms; i++) {
@@ -661,28 +665,29 @@ static int check_against(const struct loader *ld, const struct calendar *cal,
 
 			if (!of)
 				continue;
-			snprintf(pointer, sizeof(pointer), "/forms/%.*s", CALENDAR_NAME_MAX, f->name);
+			snprintf(pointer, sizeof(pointer), "/forms/%.*s", CALENDAR_NAME_MAX,
+			         f->name);
 			if (of->type != f->type)
 				return load_fail(ld, -EINVAL, pointer,
-						 "has another period type in campaign '%s'",
-						 o->name);
+				                 "has another period type in campaign '%s'",
+				                 o->name);
 			if (f->type == CALENDAR_PERIOD_PHASE || f->to_month < of->from_month ||
 			    f->from_month > of->to_month)
 				continue;
 			format_month(f->from_month > of->from_month ? f->from_month
-								    : of->from_month,
-				     from);
+			                                            : of->from_month,
+			             from);
 			format_month(f->to_month < of->to_month ? f->to_month : of->to_month, to);
 			return load_fail(ld, -EINVAL, pointer,
-					 "periods %s to %s also belong to campaign '%s'", from, to,
-					 o->name);
+			                 "periods %s to %s also belong to campaign '%s'", from, to,
+			                 o->name);
 		}
 	}
 	return 0;
 }
 
 static int calendar_add_text(struct calendar *cal, const char *text, size_t len,
-			     const struct loader *ld)
+                             const struct loader *ld)
 {
 	struct cal_campaign *c = NULL, *grown;
 	char jerr[256] = "";
@@ -700,7 +705,7 @@ static int calendar_add_text(struct calendar *cal, const char *text, size_t len,
 	r = json_parse_untrusted(text, len, CALENDAR_JSON_DEPTH, &root, jerr, sizeof(jerr));
 	if (r < 0) {
 		r = load_fail(ld, r == -ENOMEM ? -ENOMEM : -EINVAL, NULL, "not valid JSON: %s",
-			      jerr);
+		              jerr);
 		goto fail;
 	}
 	c = calloc(1, sizeof(*c));
@@ -767,7 +772,7 @@ static int read_file(const char *path, char **ret, size_t *ret_len, const struct
 		len += (size_t)n;
 		if (len > CALENDAR_FILE_MAX) {
 			r = load_fail(ld, -EMSGSIZE, NULL, "larger than %d bytes",
-				      CALENDAR_FILE_MAX);
+			              CALENDAR_FILE_MAX);
 			goto fail;
 		}
 	}
@@ -804,7 +809,7 @@ void calendar_free(struct calendar *cal)
 }
 
 int calendar_load_buffer(const char *text, size_t len, const char *name, struct calendar **ret,
-			 char *err, size_t errlen)
+                         char *err, size_t errlen)
 {
 	struct loader ld = {name ? name : "calendar", err, errlen};
 	struct calendar *cal;
@@ -881,7 +886,7 @@ int calendar_load_dir(const char *dir, struct calendar **ret, char *err, size_t 
 			continue;
 		if (count == CALENDAR_FILES_MAX) {
 			r = load_fail(&ld, -EMSGSIZE, NULL, "more than %d campaign files",
-				      CALENDAR_FILES_MAX);
+			              CALENDAR_FILES_MAX);
 			goto fail;
 		}
 		names[count] = strdup(de->d_name);
@@ -954,7 +959,7 @@ int calendar_form_known(const struct calendar *cal, const char *form)
 }
 
 int calendar_period_type(const struct calendar *cal, const char *form,
-			 enum calendar_period_type *ret)
+                         enum calendar_period_type *ret)
 {
 	const struct cal_form *f = find_form(cal, form);
 
@@ -977,7 +982,7 @@ int calendar_event_field(const struct calendar *cal, const char *form, const cha
 }
 
 static int resolve(const struct calendar *cal, const char *form, const char *period,
-		   struct period_ref *ret)
+                   struct period_ref *ret)
 {
 	struct period_ref ref = {0};
 	int month = -1, known = 0;
@@ -1026,7 +1031,7 @@ int calendar_period_check(const struct calendar *cal, const char *form, const ch
 }
 
 int calendar_period_dates(const struct calendar *cal, const char *form, const char *period,
-			  struct date *ret_start, struct date *ret_end)
+                          struct date *ret_start, struct date *ret_end)
 {
 	struct period_ref ref;
 	int r = resolve(cal, form, period, &ref);
@@ -1092,7 +1097,7 @@ static int64_t ref_expiry(const struct period_ref *ref)
 
 	if (ref->form->type == CALENDAR_PERIOD_EVENT)
 		base = date_compare(&ref->end, &ref->campaign->end) > 0 ? ref->end
-									 : ref->campaign->end;
+		                                                        : ref->campaign->end;
 	else
 		ref_due(ref, &base);
 	add_days(&base, ref->form->expiry_days, &day);
@@ -1101,7 +1106,7 @@ static int64_t ref_expiry(const struct period_ref *ref)
 
 /* resolve(), and -ENODATA for event forms, which have no due date. */
 static int resolve_due(const struct calendar *cal, const char *form, const char *period,
-		       struct period_ref *ret)
+                       struct period_ref *ret)
 {
 	int r = resolve(cal, form, period, ret);
 
@@ -1111,7 +1116,7 @@ static int resolve_due(const struct calendar *cal, const char *form, const char 
 }
 
 int calendar_due_date(const struct calendar *cal, const char *form, const char *period,
-		      struct date *ret)
+                      struct date *ret)
 {
 	struct period_ref ref;
 	int r = resolve_due(cal, form, period, &ref);
@@ -1123,7 +1128,7 @@ int calendar_due_date(const struct calendar *cal, const char *form, const char *
 }
 
 int calendar_deadline_ms(const struct calendar *cal, const char *form, const char *period,
-			 int64_t *ret_ms)
+                         int64_t *ret_ms)
 {
 	struct period_ref ref;
 	int r = resolve_due(cal, form, period, &ref);
@@ -1135,7 +1140,7 @@ int calendar_deadline_ms(const struct calendar *cal, const char *form, const cha
 }
 
 int calendar_is_on_time(const struct calendar *cal, const char *form, const char *period,
-			int64_t received_ms)
+                        int64_t received_ms)
 {
 	struct period_ref ref;
 	int r = resolve_due(cal, form, period, &ref);
@@ -1146,7 +1151,7 @@ int calendar_is_on_time(const struct calendar *cal, const char *form, const char
 }
 
 int calendar_expiry_ms(const struct calendar *cal, const char *form, const char *period,
-		       int64_t *ret_ms)
+                       int64_t *ret_ms)
 {
 	struct period_ref ref;
 	int r = resolve(cal, form, period, &ref);
@@ -1158,7 +1163,7 @@ int calendar_expiry_ms(const struct calendar *cal, const char *form, const char 
 }
 
 int calendar_is_expired(const struct calendar *cal, const char *form, const char *period,
-			int64_t now_ms)
+                        int64_t now_ms)
 {
 	struct period_ref ref;
 	int r = resolve(cal, form, period, &ref);
@@ -1169,7 +1174,7 @@ int calendar_is_expired(const struct calendar *cal, const char *form, const char
 }
 
 int calendar_event_period(const struct calendar *cal, const char *form, const struct date *on,
-			  char ret[static CALENDAR_PERIOD_MAX])
+                          char ret[static CALENDAR_PERIOD_MAX])
 {
 	const struct cal_form *first = find_form(cal, form);
 	int month;
@@ -1191,8 +1196,8 @@ int calendar_event_period(const struct calendar *cal, const char *form, const st
 }
 
 int calendar_event_timely(const struct calendar *cal, const char *form, const char *period,
-			  const struct date *discovered_on, const struct date *reported_on,
-			  int64_t received_ms)
+                          const struct date *discovered_on, const struct date *reported_on,
+                          int64_t received_ms)
 {
 	struct period_ref ref;
 	struct date last_received;
@@ -1222,8 +1227,8 @@ static int compare_due(const void *a, const void *b)
 
 /* Visits every required period of the open school; fills out when not NULL. */
 static size_t collect_expected(const struct calendar *cal, const struct date *opened_on,
-			       const struct date *closed_on, const struct date *as_of,
-			       struct calendar_due *out)
+                               const struct date *closed_on, const struct date *as_of,
+                               struct calendar_due *out)
 {
 	size_t n = 0;
 
@@ -1238,8 +1243,8 @@ static size_t collect_expected(const struct calendar *cal, const struct date *op
 			if (f->type == CALENDAR_PERIOD_EVENT)
 				continue;
 			count = f->type == CALENDAR_PERIOD_PHASE
-					? c->nphases
-					: (size_t)(f->to_month - f->from_month + 1);
+			                ? c->nphases
+			                : (size_t)(f->to_month - f->from_month + 1);
 			for (size_t p = 0; p < count; p++) {
 				struct calendar_due *e;
 
@@ -1279,8 +1284,8 @@ static size_t collect_expected(const struct calendar *cal, const struct date *op
 }
 
 int calendar_expected(const struct calendar *cal, const struct date *opened_on,
-		      const struct date *closed_on, const struct date *as_of,
-		      struct calendar_due **ret, size_t *ret_count)
+                      const struct date *closed_on, const struct date *as_of,
+                      struct calendar_due **ret, size_t *ret_count)
 {
 	struct calendar_due *list = NULL;
 	size_t n;

@@ -77,9 +77,9 @@ int clock_init(struct clock *ret, const char *spec, char *err, size_t errlen)
 		;
 	if (datetime_parse_rfc3339(spec, instant_len, &c.start_ms, NULL) < 0) {
 		snprintf(err, errlen,
-			 CLOCK_ENV ": '%.*s' is not an RFC 3339 date-time such as "
-				   "'2024-03-01T08:00:00+08:00'",
-			 (int)instant_len, spec);
+		         CLOCK_ENV ": '%.*s' is not an RFC 3339 date-time such as "
+		                   "'2024-03-01T08:00:00+08:00'",
+		         (int)instant_len, spec);
 		return -EINVAL;
 	}
 	p = spec + instant_len;
@@ -92,14 +92,16 @@ int clock_init(struct clock *ret, const char *spec, char *err, size_t errlen)
 		c.factor = 0; /* fixed */
 	} else if (parse_factor(p, rest, &c.factor) < 0) {
 		snprintf(err, errlen,
-			 CLOCK_ENV ": expected 'INSTANT' or 'INSTANT xFACTOR' (e.g. x86400 or x0.5) "
-				   "in '%s'",
-			 spec);
+		         CLOCK_ENV
+		         ": expected 'INSTANT' or 'INSTANT xFACTOR' (e.g. x86400 or x0.5) "
+		         "in '%s'",
+		         spec);
 		return -EINVAL;
 	} else if (!(c.factor > 0) || !isfinite(c.factor) || c.factor > FACTOR_MAX) {
 		snprintf(err, errlen,
-			 CLOCK_ENV ": the factor in '%s' must be a positive number no larger than %.0f",
-			 spec, FACTOR_MAX);
+		         CLOCK_ENV
+		         ": the factor in '%s' must be a positive number no larger than %.0f",
+		         spec, FACTOR_MAX);
 		return -EINVAL;
 	}
 	if (c.factor > 0)

@@ -22,6 +22,7 @@
  * have been rounded already. */
 #define JSON_INT_LIMIT 9007199254740992.0
 #define READ_CHUNK (64 * 1024)
+#define NAME_CHARS "abcdefghijklmnopqrstuvwxyz0123456789_"
 #define USAGE_COLUMN 30
 
 static void PRINTF_LIKE(4, 5)
@@ -56,9 +57,7 @@ static int check_table(const struct config_option *options, size_t *ret_count, c
 			        CONFIG_OPTIONS_MAX);
 			return -EINVAL;
 		}
-		if (len == 0 || len > CONFIG_NAME_MAX ||
-		    strspn(o->name, "abcdefghijklmnopqrstuvwxyz"
-		                    "0123456789_") != len) {
+		if (len == 0 || len > CONFIG_NAME_MAX || strspn(o->name, NAME_CHARS) != len) {
 			set_err(err, errlen, NULL, "option table: bad name '%s'", o->name);
 			return -EINVAL;
 		}

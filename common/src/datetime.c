@@ -1,6 +1,6 @@
 /* Civil dates and RFC 3339 instants: see datetime.h. The day arithmetic is Howard
- * Hinnant's days_from_civil / civil_from_days (http://howardhinnant.github.io/date_algorithms.html),
- * exact for the whole proleptic Gregorian calendar. */
+ * Hinnant's days_from_civil and civil_from_days, exact over the whole proleptic Gregorian
+ * calendar: http://howardhinnant.github.io/date_algorithms.html */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,9 +243,9 @@ void datetime_format_rfc3339(int64_t ms, int offset_min, char out[static DATETIM
 		snprintf(offset, sizeof(offset), "Z");
 	else
 		snprintf(offset, sizeof(offset), "%c%02d:%02d", offset_min < 0 ? '-' : '+',
-			 abs(offset_min) / 60, abs(offset_min) % 60);
+		         abs(offset_min) / 60, abs(offset_min) % 60);
 	n = snprintf(out, DATETIME_RFC3339_MAX, "%04d-%02d-%02dT%02d:%02d:%02d", d.year, d.month,
-		     d.day, hour, minute, second);
+	             d.day, hour, minute, second);
 	if (n < 0 || n >= DATETIME_RFC3339_MAX)
 		return;
 	if (millis)

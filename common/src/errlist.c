@@ -48,8 +48,9 @@ int errlist_add(struct errlist *l, enum errlist_severity severity, const char *p
 		const char *keyword, const char *fmt, ...)
 {
 	struct errlist_entry *e;
-	char message[ERRLIST_MESSAGE_MAX];
+	char message[ERRLIST_MESSAGE_MAX + 3]; /* 3 bytes to see past the cut */
 	va_list ap;
+	size_t cut;
 
 	if (severity == ERRLIST_ERROR)
 		l->errors++;
@@ -65,6 +66,12 @@ int errlist_add(struct errlist *l, enum errlist_severity severity, const char *p
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
+	/* keep at most ERRLIST_MESSAGE_MAX - 1 bytes, cut at a UTF-8 character boundary:
+	 * messages end up in JSON answers */
+	cut = ERRLIST_MESSAGE_MAX - 1;
+	while (cut > 0 && ((unsigned char)message[cut] & 0xC0) == 0x80)
+		cut--;
+	message[cut] = '\0';
 
 	e = &l->entries[l->count];
 	e->severity = severity;

@@ -75,9 +75,8 @@ static int set_kid(struct jwk *k, const char *kid, char *err, size_t errlen)
 		return 0;
 	}
 	if (!jwk_kid_valid(kid))
-		return fail(err, errlen, -EINVAL,
-			    "kid \"%s\" is not 1 to %d characters of A-Z a-z 0-9 . _ : -",
-			    shorten(kid, q), JWK_KID_MAX);
+		return fail(err, errlen, -EINVAL, "kid \"%s\" is not " JWK_KID_RULE,
+		            shorten(kid, q));
 	memcpy(k->kid, kid, strlen(kid) + 1);
 	return 0;
 }
@@ -122,7 +121,7 @@ static int b64url_decode_exact(const char *s, unsigned char *out, size_t n)
 
 /* The string member name of obj: 0 and *ret (NULL when absent), or -EINVAL. */
 static int get_string(const cJSON *obj, const char *name, const char **ret, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
 
@@ -153,27 +152,27 @@ static int parse_public(struct jwk *k, const cJSON *json, char *err, size_t errl
 		return fail(err, errlen, -EINVAL, "JWK has no \"kty\"");
 	if (strcmp(kty, "OKP") != 0)
 		return fail(err, errlen, -EINVAL,
-			    "JWK kty \"%s\" is not supported, only \"OKP\" (Ed25519)",
-			    shorten(kty, q));
+		            "JWK kty \"%s\" is not supported, only \"OKP\" (Ed25519)",
+		            shorten(kty, q));
 	if (!crv)
 		return fail(err, errlen, -EINVAL, "JWK has no \"crv\"");
 	if (strcmp(crv, "Ed25519") != 0)
-		return fail(err, errlen, -EINVAL, "JWK crv \"%s\" is not supported, only \"Ed25519\"",
-			    shorten(crv, q));
+		return fail(err, errlen, -EINVAL,
+		            "JWK crv \"%s\" is not supported, only \"Ed25519\"", shorten(crv, q));
 	if (!x)
 		return fail(err, errlen, -EINVAL, "JWK has no \"x\"");
 	if (b64url_decode_exact(x, k->public_key, sizeof(k->public_key)) < 0)
 		return fail(err, errlen, -EINVAL,
-			    "JWK \"x\" is not unpadded base64url of 32 bytes");
+		            "JWK \"x\" is not unpadded base64url of 32 bytes");
 	if (!crypto_core_ed25519_is_valid_point(k->public_key))
 		return fail(err, errlen, -EINVAL, "JWK \"x\" is not a valid Ed25519 public key");
 	if (use && strcmp(use, "sig") != 0)
 		return fail(err, errlen, -EINVAL, "JWK use \"%s\" is not \"sig\"", shorten(use, q));
 	if (alg && strcmp(alg, "EdDSA") != 0)
-		return fail(err, errlen, -EINVAL, "JWK alg \"%s\" is not \"EdDSA\"", shorten(alg, q));
+		return fail(err, errlen, -EINVAL, "JWK alg \"%s\" is not \"EdDSA\"",
+		            shorten(alg, q));
 	if (kid && !kid[0]) /* set_kid takes "" for "no kid"; in a file it is an error */
-		return fail(err, errlen, -EINVAL, "kid \"\" is not 1 to %d characters of A-Z a-z "
-			    "0-9 . _ : -", JWK_KID_MAX);
+		return fail(err, errlen, -EINVAL, "kid \"\" is not " JWK_KID_RULE);
 	return set_kid(k, kid, err, errlen);
 }
 
@@ -187,15 +186,15 @@ int jwk_parse(struct jwk *ret, const char *text, size_t len, char *err, size_t e
 
 	memset(&k, 0, sizeof(k));
 	if (len > JWK_TEXT_MAX)
-		return fail(err, errlen, -EMSGSIZE, "JWK of %zu bytes is larger than the limit of %d",
-			    len, JWK_TEXT_MAX);
+		return fail(err, errlen, -EMSGSIZE,
+		            "JWK of %zu bytes is larger than the limit of %d", len, JWK_TEXT_MAX);
 	r = init_sodium(err, errlen);
 	if (r < 0)
 		return r;
 	r = json_parse_untrusted(text, len, JWK_DEPTH_MAX, &json, msg, sizeof(msg));
 	if (r < 0) {
 		r = fail(err, errlen, r == -ENOMEM ? -ENOMEM : -EINVAL, "JWK is not valid JSON: %s",
-			 msg);
+		         msg);
 		goto fail;
 	}
 	if (!cJSON_IsObject(json)) {
@@ -213,13 +212,13 @@ int jwk_parse(struct jwk *ret, const char *text, size_t len, char *err, size_t e
 		}
 		if (b64url_decode_exact(d->valuestring, seed, sizeof(seed)) < 0) {
 			r = fail(err, errlen, -EINVAL,
-				 "JWK \"d\" is not unpadded base64url of 32 bytes");
+			         "JWK \"d\" is not unpadded base64url of 32 bytes");
 			goto fail;
 		}
 		crypto_sign_seed_keypair(derived, k.secret_key, seed);
 		if (sodium_memcmp(derived, k.public_key, sizeof(derived)) != 0) {
 			r = fail(err, errlen, -EINVAL,
-				 "JWK \"x\" does not match the public key derived from \"d\"");
+			         "JWK \"x\" does not match the public key derived from \"d\"");
 			goto fail;
 		}
 		k.has_private = 1;
@@ -246,8 +245,8 @@ int jwk_serialize(const struct jwk *k, int with_private, char **ret_text)
 	if (!memchr(k->kid, '\0', sizeof(k->kid)) || (k->kid[0] && !jwk_kid_valid(k->kid)))
 		return -EINVAL;
 	sodium_bin2base64(x, sizeof(x), k->public_key, 32, B64URL_VARIANT);
-	n = (size_t)snprintf(text, sizeof(text), "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\"",
-			     x);
+	n = (size_t)snprintf(text, sizeof(text),
+	                     "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\"", x);
 	if (with_private) {
 		/* the seed is the first half of libsodium's secret key */
 		sodium_bin2base64(d, sizeof(d), k->secret_key, 32, B64URL_VARIANT);
@@ -284,7 +283,7 @@ int jwk_thumbprint(const struct jwk *k, char ret[static JWK_THUMBPRINT_SIZE])
 	sodium_bin2base64(x, sizeof(x), k->public_key, 32, B64URL_VARIANT);
 	/* RFC 7638 section 3.2: required members only, sorted, no whitespace */
 	n = snprintf(members, sizeof(members), "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"%s\"}",
-		     x);
+	             x);
 	crypto_hash_sha256(hash, (const unsigned char *)members, (unsigned long long)n);
 	sodium_bin2base64(ret, JWK_THUMBPRINT_SIZE, hash, sizeof(hash), B64URL_VARIANT);
 	return 0;
@@ -301,10 +300,10 @@ int jwk_load(struct jwk *ret, const char *path, char *err, size_t errlen)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return fail(err, errlen, -errno, "cannot open key file '%s': %s", path,
-			    strerror(errno));
+		            strerror(errno));
 	if (fstat(fd, &st) < 0) {
 		r = fail(err, errlen, -errno, "cannot stat key file '%s': %s", path,
-			 strerror(errno));
+		         strerror(errno));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -319,7 +318,7 @@ int jwk_load(struct jwk *ret, const char *path, char *err, size_t errlen)
 			continue;
 		if (n < 0) {
 			r = fail(err, errlen, -errno, "cannot read key file '%s': %s", path,
-				 strerror(errno));
+			         strerror(errno));
 			goto fail;
 		}
 		if (n == 0)
@@ -334,9 +333,9 @@ int jwk_load(struct jwk *ret, const char *path, char *err, size_t errlen)
 	if (k.has_private && (st.st_mode & 077)) {
 		sodium_memzero(&k, sizeof(k));
 		r = fail(err, errlen, -EPERM,
-			 "refusing private key file '%s': its mode %04o lets group or others "
-			 "access it (chmod 600 it)",
-			 path, (unsigned)(st.st_mode & 07777));
+		         "refusing private key file '%s': its mode %04o lets group or others "
+		         "access it (chmod 600 it)",
+		         path, (unsigned)(st.st_mode & 07777));
 		goto fail;
 	}
 	*ret = k;
@@ -395,7 +394,7 @@ static int save_fail(char *err, size_t errlen, const char *path, const char *ste
 	int e = errno;
 
 	return fail(err, errlen, -e, "cannot save key file '%s': %s failed: %s", path, step,
-		    strerror(e));
+	            strerror(e));
 }
 
 int jwk_save(const struct jwk *k, int with_private, const char *path, char *err, size_t errlen)
@@ -408,7 +407,7 @@ int jwk_save(const struct jwk *k, int with_private, const char *path, char *err,
 	r = jwk_serialize(k, with_private, &text);
 	if (r < 0)
 		return fail(err, errlen, r, "cannot serialize key for '%s'%s", path,
-			    r == -EINVAL ? ": no private key or an invalid kid" : "");
+		            r == -EINVAL ? ": no private key or an invalid kid" : "");
 	if (n == 0 || path[n - 1] == '/') {
 		r = fail(err, errlen, -EINVAL, "key file name '%s' names a folder", path);
 		goto fail;
@@ -459,7 +458,7 @@ int jwk_save(const struct jwk *k, int with_private, const char *path, char *err,
 	r = sync_parent(path);
 	if (r < 0)
 		r = fail(err, errlen, r, "wrote key file '%s' but cannot fsync its folder: %s",
-			 path, strerror(-r));
+		         path, strerror(-r));
 fail:
 	if (fd >= 0)
 		close(fd);

@@ -16,7 +16,6 @@
 
 #define B64URL_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
 #define SIGNATURE_B64_LEN 86 /* unpadded base64url characters of 64 bytes */
-#define KID_RULE "1 to 64 characters of A-Z a-z 0-9 . _ : -"
 
 static int PRINTF_LIKE(4, 5) fail(char *err, size_t errlen, int r, const char *fmt, ...)
 {
@@ -88,7 +87,7 @@ static int too_many_values(const char *s, size_t len, size_t max)
 
 /* Strict unpadded base64url of s into out (room for outmax bytes). */
 static int b64url_decode(const char *s, size_t len, unsigned char *out, size_t outmax,
-			 size_t *ret_len)
+                         size_t *ret_len)
 {
 	size_t got = 0;
 
@@ -103,30 +102,29 @@ static int check_extensions(const cJSON *h, const char *which, char *err, size_t
 {
 	if (cJSON_GetObjectItemCaseSensitive(h, "crit"))
 		return fail(err, errlen, -EBADMSG,
-			    "%s header: \"crit\" is present, but no extension is understood, so "
-			    "the JWS is refused",
-			    which);
+		            "%s header: \"crit\" is present, but no extension is understood, so "
+		            "the JWS is refused",
+		            which);
 	if (cJSON_GetObjectItemCaseSensitive(h, "b64"))
 		return fail(err, errlen, -EBADMSG,
-			    "%s header: \"b64\" (RFC 7797 unencoded payload) is not supported",
-			    which);
+		            "%s header: \"b64\" (RFC 7797 unencoded payload) is not supported",
+		            which);
 	return 0;
 }
 
 /* The protected header (decoded) and the unprotected one (may be NULL); fills kid. */
 static int check_headers(const unsigned char *prot, size_t prot_len, const cJSON *unprot,
-			 char kid[static JWK_KID_MAX + 1], char *err, size_t errlen)
+                         char kid[static JWK_KID_MAX + 1], char *err, size_t errlen)
 {
 	const cJSON *alg, *k, *c;
 	cJSON *h = NULL;
 	char msg[200], q[40];
 	int r;
 
-	r = json_parse_untrusted((const char *)prot, prot_len, JWS_DEPTH_MAX, &h, msg,
-				 sizeof(msg));
+	r = json_parse_untrusted((const char *)prot, prot_len, JWS_DEPTH_MAX, &h, msg, sizeof(msg));
 	if (r < 0)
 		return fail(err, errlen, r == -ENOMEM ? -ENOMEM : -EBADMSG,
-			    "protected header is not valid JSON: %s", msg);
+		            "protected header is not valid JSON: %s", msg);
 	if (!cJSON_IsObject(h)) {
 		r = fail(err, errlen, -EBADMSG, "protected header is not a JSON object");
 		goto fail;
@@ -142,8 +140,8 @@ static int check_headers(const unsigned char *prot, size_t prot_len, const cJSON
 	}
 	if (strcmp(alg->valuestring, "EdDSA") != 0) {
 		r = fail(err, errlen, -EPERM,
-			 "protected header: alg \"%s\" is not allowed, only EdDSA",
-			 shorten(alg->valuestring, q));
+		         "protected header: alg \"%s\" is not allowed, only EdDSA",
+		         shorten(alg->valuestring, q));
 		goto fail;
 	}
 	r = check_extensions(h, "protected", err, errlen);
@@ -159,8 +157,8 @@ static int check_headers(const unsigned char *prot, size_t prot_len, const cJSON
 		goto fail;
 	}
 	if (!jwk_kid_valid(k->valuestring)) {
-		r = fail(err, errlen, -EBADMSG, "protected header: kid \"%s\" is not " KID_RULE,
-			 shorten(k->valuestring, q));
+		r = fail(err, errlen, -EBADMSG, "protected header: kid \"%s\" is not " JWK_KID_RULE,
+		         shorten(k->valuestring, q));
 		goto fail;
 	}
 	if (unprot) {
@@ -171,9 +169,9 @@ static int check_headers(const unsigned char *prot, size_t prot_len, const cJSON
 		{
 			if (cJSON_GetObjectItemCaseSensitive(h, c->string)) {
 				r = fail(err, errlen, -EBADMSG,
-					 "header: \"%s\" is in both the protected and the "
-					 "unprotected header",
-					 shorten(c->string, q));
+				         "header: \"%s\" is in both the protected and the "
+				         "unprotected header",
+				         shorten(c->string, q));
 				goto fail;
 			}
 		}
@@ -187,7 +185,7 @@ fail:
 
 /* The string member name of the envelope, required. */
 static int get_member(const cJSON *env, const char *name, const char **ret, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(env, name);
 
@@ -200,7 +198,7 @@ static int get_member(const cJSON *env, const char *name, const char **ret, char
 }
 
 int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, char *err,
-	      size_t errlen)
+              size_t errlen)
 {
 	unsigned char prot[JWS_PROTECTED_MAX];
 	const char *prot_b64, *payload_b64, *sig_b64;
@@ -215,15 +213,15 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 	if (!max_len)
 		max_len = JWS_TEXT_MAX_DEFAULT;
 	if (len > max_len)
-		return fail(err, errlen, -EMSGSIZE, "JWS of %zu bytes is larger than the limit of %zu",
-			    len, max_len);
+		return fail(err, errlen, -EMSGSIZE,
+		            "JWS of %zu bytes is larger than the limit of %zu", len, max_len);
 	if (too_many_values(text, len, JWS_VALUES_MAX))
 		return fail(err, errlen, -EBADMSG,
-			    "envelope: more than %d arrays, objects and commas", JWS_VALUES_MAX);
+		            "envelope: more than %d arrays, objects and commas", JWS_VALUES_MAX);
 	r = json_parse_untrusted(text, len, JWS_DEPTH_MAX, &env, msg, sizeof(msg));
 	if (r < 0)
 		return fail(err, errlen, r == -ENOMEM || r == -EMSGSIZE ? r : -EBADMSG,
-			    "envelope is not valid JSON: %s", msg);
+		            "envelope is not valid JSON: %s", msg);
 	if (!cJSON_IsObject(env)) {
 		r = fail(err, errlen, -EBADMSG, "envelope is not a JSON object");
 		goto fail;
@@ -232,14 +230,14 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 	{
 		if (strcmp(c->string, "signatures") == 0) {
 			r = fail(err, errlen, -EBADMSG,
-				 "envelope: \"signatures\" (general JSON serialization) is not "
-				 "supported, only the flattened one");
+			         "envelope: \"signatures\" (general JSON serialization) is not "
+			         "supported, only the flattened one");
 			goto fail;
 		}
 		if (strcmp(c->string, "protected") != 0 && strcmp(c->string, "payload") != 0 &&
 		    strcmp(c->string, "signature") != 0 && strcmp(c->string, "header") != 0) {
 			r = fail(err, errlen, -EBADMSG, "envelope: unknown member \"%s\"",
-				 shorten(c->string, q));
+			         shorten(c->string, q));
 			goto fail;
 		}
 	}
@@ -259,22 +257,23 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 	if (prot_b64_len / 4 * 3 + (prot_b64_len % 4 ? prot_b64_len % 4 - 1 : 0) >
 	    JWS_PROTECTED_MAX) {
 		r = fail(err, errlen, -EBADMSG, "envelope: protected header longer than %d bytes",
-			 JWS_PROTECTED_MAX);
+		         JWS_PROTECTED_MAX);
 		goto fail;
 	}
 	if (b64url_decode(prot_b64, prot_b64_len, prot, sizeof(prot), &prot_len) < 0) {
-		r = fail(err, errlen, -EBADMSG, "envelope: \"protected\" is not unpadded base64url");
+		r = fail(err, errlen, -EBADMSG,
+		         "envelope: \"protected\" is not unpadded base64url");
 		goto fail;
 	}
 	r = check_headers(prot, prot_len, unprot, j.kid, err, errlen);
 	if (r < 0)
 		goto fail;
 	if (strlen(sig_b64) != SIGNATURE_B64_LEN ||
-	    b64url_decode(sig_b64, SIGNATURE_B64_LEN, j.signature, sizeof(j.signature),
-			  &sig_len) < 0 ||
+	    b64url_decode(sig_b64, SIGNATURE_B64_LEN, j.signature, sizeof(j.signature), &sig_len) <
+	            0 ||
 	    sig_len != sizeof(j.signature)) {
 		r = fail(err, errlen, -EBADMSG,
-			 "envelope: \"signature\" is not unpadded base64url of 64 bytes");
+		         "envelope: \"signature\" is not unpadded base64url of 64 bytes");
 		goto fail;
 	}
 
@@ -286,7 +285,7 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 		goto fail;
 	}
 	if (b64url_decode(payload_b64, payload_b64_len, j.payload, payload_b64_len / 4 * 3 + 2,
-			  &j.payload_len) < 0) {
+	                  &j.payload_len) < 0) {
 		r = fail(err, errlen, -EBADMSG, "envelope: \"payload\" is not unpadded base64url");
 		goto fail;
 	}
@@ -311,19 +310,19 @@ int jws_verify(const struct jws *j, const struct jwk *key, char *err, size_t err
 		return fail(err, errlen, -EINVAL, "no parsed JWS to verify");
 	if (key->kid[0] && strcmp(key->kid, j->kid) != 0)
 		return fail(err, errlen, -EKEYREJECTED,
-			    "kid does not match the key: the JWS names \"%s\", the key is \"%s\"",
-			    j->kid, key->kid);
+		            "kid does not match the key: the JWS names \"%s\", the key is \"%s\"",
+		            j->kid, key->kid);
 	if (sodium_init() < 0)
 		return fail(err, errlen, -EIO, "libsodium failed to initialize");
 	if (crypto_sign_verify_detached(j->signature, (const unsigned char *)j->signing_input,
-					j->signing_input_len, key->public_key) != 0)
+	                                j->signing_input_len, key->public_key) != 0)
 		return fail(err, errlen, -EKEYREJECTED,
-			    "signature does not verify with the key for kid \"%s\"", j->kid);
+		            "signature does not verify with the key for kid \"%s\"", j->kid);
 	return 0;
 }
 
 int jws_sign(const struct jwk *key, const char *kid, const void *payload, size_t payload_len,
-	     char **ret_text, size_t *ret_len, char *err, size_t errlen)
+             char **ret_text, size_t *ret_len, char *err, size_t errlen)
 {
 	static const char frame[] = "{\"payload\":\"\",\"protected\":\"\",\"signature\":\"\"}";
 	unsigned char sig[JWS_SIGNATURE_SIZE];
@@ -337,20 +336,20 @@ int jws_sign(const struct jwk *key, const char *kid, const void *payload, size_t
 	if (!key->has_private)
 		return fail(err, errlen, -EINVAL, "cannot sign: the key has no private part");
 	if (kid && !jwk_kid_valid(kid))
-		return fail(err, errlen, -EINVAL, "cannot sign: kid \"%s\" is not " KID_RULE,
-			    shorten(kid, q));
+		return fail(err, errlen, -EINVAL, "cannot sign: kid \"%s\" is not " JWK_KID_RULE,
+		            shorten(kid, q));
 	if (kid && key->kid[0] && strcmp(kid, key->kid) != 0)
 		return fail(err, errlen, -EINVAL,
-			    "cannot sign: kid \"%s\" is not the key's kid \"%s\"", kid, key->kid);
+		            "cannot sign: kid \"%s\" is not the key's kid \"%s\"", kid, key->kid);
 	if (sodium_init() < 0)
 		return fail(err, errlen, -EIO, "libsodium failed to initialize");
 	if (payload_len > JWS_TEXT_MAX_DEFAULT / 4 * 3)
-		return fail(err, errlen, -EMSGSIZE, "cannot sign: payload of %zu bytes is too large",
-			    payload_len);
+		return fail(err, errlen, -EMSGSIZE,
+		            "cannot sign: payload of %zu bytes is too large", payload_len);
 
 	if (kid)
 		header_len = (size_t)snprintf(header, sizeof(header),
-					      "{\"alg\":\"EdDSA\",\"kid\":\"%s\"}", kid);
+		                              "{\"alg\":\"EdDSA\",\"kid\":\"%s\"}", kid);
 	else
 		header_len = (size_t)snprintf(header, sizeof(header), "{\"alg\":\"EdDSA\"}");
 	/* the sizes include the NUL */
@@ -359,8 +358,8 @@ int jws_sign(const struct jwk *key, const char *kid, const void *payload, size_t
 	total = sizeof(frame) - 1 + prot_size - 1 + payload_size - 1 + SIGNATURE_B64_LEN;
 	if (total > JWS_TEXT_MAX_DEFAULT)
 		return fail(err, errlen, -EMSGSIZE,
-			    "cannot sign: the JWS would be %zu bytes, more than the limit of %u",
-			    total, JWS_TEXT_MAX_DEFAULT);
+		            "cannot sign: the JWS would be %zu bytes, more than the limit of %u",
+		            total, JWS_TEXT_MAX_DEFAULT);
 
 	/* signing input: ASCII(BASE64URL(protected) || '.' || BASE64URL(payload)) */
 	input = malloc(prot_size + payload_size);
@@ -369,7 +368,7 @@ int jws_sign(const struct jwk *key, const char *kid, const void *payload, size_t
 		goto fail;
 	}
 	sodium_bin2base64(input, prot_size, (const unsigned char *)header, header_len,
-			  B64URL_VARIANT);
+	                  B64URL_VARIANT);
 	input[prot_size - 1] = '.';
 	sodium_bin2base64(input + prot_size, payload_size, payload, payload_len, B64URL_VARIANT);
 	input_len = prot_size + payload_size - 1;
@@ -379,8 +378,9 @@ int jws_sign(const struct jwk *key, const char *kid, const void *payload, size_t
 	input[prot_size - 1] = '\0';
 	r = buf_reserve(&out, total);
 	if (r == 0)
-		r = buf_printf(&out, "{\"payload\":\"%s\",\"protected\":\"%s\",\"signature\":\"%s\"}",
-			       input + prot_size, input, sig_b64);
+		r = buf_printf(&out,
+		               "{\"payload\":\"%s\",\"protected\":\"%s\",\"signature\":\"%s\"}",
+		               input + prot_size, input, sig_b64);
 	if (r < 0) {
 		r = fail(err, errlen, r, "cannot sign: %s", strerror(-r));
 		goto fail;

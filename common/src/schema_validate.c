@@ -834,8 +834,10 @@ static void remember_closest(const struct errlist *sub, const struct frame *at,
 	score = sub->errors;
 	for (size_t i = 0; i < sub->count; i++)
 		if (strcmp(sub->entries[i].keyword, "type") == 0 &&
-		    strcmp(sub->entries[i].pointer, here) == 0)
+		    strcmp(sub->entries[i].pointer, here) == 0) {
 			score += SIZE_MAX / 2;
+			break;
+		}
 	if (score >= *best)
 		return;
 	*best = score;

@@ -20,16 +20,16 @@
 #define CAMPAIGN_DIR "schemas/campaigns"
 #define CAMPAIGN_2024 CAMPAIGN_DIR "/2024-anti-bullying.json"
 
-#define PHASES_2024                                                                       \
-	"{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\"},"      \
-	"{\"id\": \"2024-P2\", \"start\": \"2024-05-01\", \"end\": \"2024-09-30\"},"      \
+#define PHASES_2024                                                                                \
+	"{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\"},"               \
+	"{\"id\": \"2024-P2\", \"start\": \"2024-05-01\", \"end\": \"2024-09-30\"},"               \
 	"{\"id\": \"2024-P3\", \"start\": \"2024-10-01\", \"end\": \"2024-11-30\"}"
-#define FORMS_2024                                                                        \
-	"\"screening\": {\"period_type\": \"phase\", \"required_in\": [\"2024-P1\"],"     \
-	" \"due\": \"phase_end\"},"                                                       \
-	"\"rectification\": {\"period_type\": \"monthly\", \"from\": \"2024-03\","        \
-	" \"to\": \"2024-11\", \"due\": {\"next_month_day\": 5}},"                        \
-	"\"incident\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\","     \
+#define FORMS_2024                                                                                 \
+	"\"screening\": {\"period_type\": \"phase\", \"required_in\": [\"2024-P1\"],"              \
+	" \"due\": \"phase_end\"},"                                                                \
+	"\"rectification\": {\"period_type\": \"monthly\", \"from\": \"2024-03\","                 \
+	" \"to\": \"2024-11\", \"due\": {\"next_month_day\": 5}},"                                 \
+	"\"incident\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\","             \
 	" \"report_within_days\": 1, \"receive_within_days\": 1}"
 
 static int64_t instant(const char *s)
@@ -63,9 +63,9 @@ static char *doc(const char *campaign, const char *top, const char *phases, cons
 	char *text;
 
 	assert_true(asprintf(&text,
-			     "{\"campaign\": \"%s\", \"utc_offset\": \"+08:00\", %s"
-			     "\"expiry_days\": 30, \"phases\": [%s], \"forms\": {%s}}",
-			     campaign, top, phases, forms) > 0);
+	                     "{\"campaign\": \"%s\", \"utc_offset\": \"+08:00\", %s"
+	                     "\"expiry_days\": 30, \"phases\": [%s], \"forms\": {%s}}",
+	                     campaign, top, phases, forms) > 0);
 	return text;
 }
 
@@ -146,14 +146,14 @@ static void test_period_check(void **state)
 {
 	const struct calendar *cal = *state;
 	static const char *const months[] = {"2024-03", "2024-04", "2024-05", "2024-06", "2024-07",
-					     "2024-08", "2024-09", "2024-10", "2024-11"};
+	                                     "2024-08", "2024-09", "2024-10", "2024-11"};
 	static const char *const bad_months[] = {
-		"2024-13", "2024-00", "2024-02", "2024-12", "2023-05", "2025-05", "2024-P1",
-		"2024-5",  "24-05",   "2024-05-01", "2024/05", "", " 2024-05", "2024-05 ",
+	        "2024-13", "2024-00", "2024-02",    "2024-12", "2023-05", "2025-05",  "2024-P1",
+	        "2024-5",  "24-05",   "2024-05-01", "2024/05", "",        " 2024-05", "2024-05 ",
 	};
 	static const char *const bad_phases[] = {
-		"2024-P4", "2024-P0", "2024-p1", "2025-P1", "2024-P01", "2024-05", "P1", "",
-		"2024-P1 ",
+	        "2024-P4", "2024-P0", "2024-p1", "2025-P1",  "2024-P01",
+	        "2024-05", "P1",      "",        "2024-P1 ",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(months); i++) {
@@ -163,7 +163,7 @@ static void test_period_check(void **state)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(bad_months); i++) {
 		assert_int_equal(calendar_period_check(cal, "rectification", bad_months[i]),
-				 -EINVAL);
+		                 -EINVAL);
 		assert_int_equal(calendar_period_check(cal, "incident", bad_months[i]), -EINVAL);
 	}
 	assert_int_equal(calendar_period_check(cal, "screening", "2024-P1"), 0);
@@ -202,9 +202,9 @@ static void test_period_dates(void **state)
 
 	start.year = 42;
 	assert_int_equal(calendar_period_dates(cal, "rectification", "2024-13", &start, &end),
-			 -EINVAL);
+	                 -EINVAL);
 	assert_int_equal(calendar_period_dates(cal, "attendance", "2024-05", &start, &end),
-			 -ENOENT);
+	                 -ENOENT);
 	assert_int_equal(start.year, 42); /* untouched on failure */
 }
 
@@ -264,27 +264,27 @@ static void test_on_time(void **state)
 	const struct calendar *cal = *state;
 
 	assert_int_equal(calendar_is_on_time(cal, "screening", "2024-P1",
-					     instant("2024-04-30T23:59:59.999+08:00")),
-			 1);
+	                                     instant("2024-04-30T23:59:59.999+08:00")),
+	                 1);
 	assert_int_equal(calendar_is_on_time(cal, "screening", "2024-P1",
-					     instant("2024-05-01T00:00:00+08:00")),
-			 0);
+	                                     instant("2024-05-01T00:00:00+08:00")),
+	                 0);
 	assert_int_equal(calendar_is_on_time(cal, "screening", "2024-P1",
-					     instant("2024-04-30T15:59:59.999Z")),
-			 1);
-	assert_int_equal(calendar_is_on_time(cal, "screening", "2024-P1",
-					     instant("2024-04-30T23:59:59Z")),
-			 0);
+	                                     instant("2024-04-30T15:59:59.999Z")),
+	                 1);
+	assert_int_equal(
+	        calendar_is_on_time(cal, "screening", "2024-P1", instant("2024-04-30T23:59:59Z")),
+	        0);
 	/* early is on time */
 	assert_int_equal(calendar_is_on_time(cal, "screening", "2024-P1",
-					     instant("2024-03-02T09:00:00+08:00")),
-			 1);
+	                                     instant("2024-03-02T09:00:00+08:00")),
+	                 1);
 	assert_int_equal(calendar_is_on_time(cal, "rectification", "2024-06",
-					     instant("2024-07-05T23:59:59.999+08:00")),
-			 1);
+	                                     instant("2024-07-05T23:59:59.999+08:00")),
+	                 1);
 	assert_int_equal(calendar_is_on_time(cal, "rectification", "2024-06",
-					     instant("2024-07-06T00:00:00+08:00")),
-			 0);
+	                                     instant("2024-07-06T00:00:00+08:00")),
+	                 0);
 	assert_int_equal(calendar_is_on_time(cal, "incident", "2024-06", 0), -ENODATA);
 	assert_int_equal(calendar_is_on_time(cal, "rectification", "2024-P2", 0), -EINVAL);
 	assert_int_equal(calendar_is_on_time(cal, "attendance", "2024-06", 0), -ENOENT);
@@ -299,23 +299,23 @@ static void test_expiry(void **state)
 	assert_int_equal(calendar_expiry_ms(cal, "screening", "2024-P1", &ms), 0);
 	assert_int_equal(ms, instant("2024-05-31T00:00:00+08:00"));
 	assert_int_equal(calendar_is_expired(cal, "screening", "2024-P1",
-					     instant("2024-05-30T23:59:59.999+08:00")),
-			 0);
+	                                     instant("2024-05-30T23:59:59.999+08:00")),
+	                 0);
 	assert_int_equal(calendar_is_expired(cal, "screening", "2024-P1",
-					     instant("2024-05-31T00:00:00+08:00")),
-			 1);
+	                                     instant("2024-05-31T00:00:00+08:00")),
+	                 1);
 	assert_int_equal(calendar_is_expired(cal, "screening", "2024-P1",
-					     instant("2024-04-01T00:00:00+08:00")),
-			 0);
+	                                     instant("2024-04-01T00:00:00+08:00")),
+	                 0);
 	/* due 2024-07-05, locks at the end of 2024-08-04 */
 	assert_int_equal(calendar_expiry_ms(cal, "rectification", "2024-06", &ms), 0);
 	assert_int_equal(ms, instant("2024-08-05T00:00:00+08:00"));
 	assert_int_equal(calendar_is_expired(cal, "rectification", "2024-06",
-					     instant("2024-08-04T23:59:59.999+08:00")),
-			 0);
+	                                     instant("2024-08-04T23:59:59.999+08:00")),
+	                 0);
 	assert_int_equal(calendar_is_expired(cal, "rectification", "2024-06",
-					     instant("2024-08-05T00:00:00+08:00")),
-			 1);
+	                                     instant("2024-08-05T00:00:00+08:00")),
+	                 1);
 	/* due 2024-11-30: end of 2024-12-30 */
 	assert_int_equal(calendar_expiry_ms(cal, "summary", "2024-P3", &ms), 0);
 	assert_int_equal(ms, instant("2024-12-31T00:00:00+08:00"));
@@ -325,11 +325,11 @@ static void test_expiry(void **state)
 	assert_int_equal(calendar_expiry_ms(cal, "incident", "2024-11", &ms), 0);
 	assert_int_equal(ms, instant("2024-12-31T00:00:00+08:00"));
 	assert_int_equal(calendar_is_expired(cal, "incident", "2024-03",
-					     instant("2024-12-30T23:59:59.999+08:00")),
-			 0);
+	                                     instant("2024-12-30T23:59:59.999+08:00")),
+	                 0);
 	assert_int_equal(calendar_is_expired(cal, "incident", "2024-03",
-					     instant("2024-12-31T00:00:00+08:00")),
-			 1);
+	                                     instant("2024-12-31T00:00:00+08:00")),
+	                 1);
 	ms = 42;
 	assert_int_equal(calendar_expiry_ms(cal, "incident", "2024-12", &ms), -EINVAL);
 	assert_int_equal(calendar_expiry_ms(cal, "attendance", "2024-03", &ms), -ENOENT);
@@ -373,47 +373,47 @@ static void test_event_timely(void **state)
 
 	/* reported a day after discovery, received by the end of the next day */
 	assert_int_equal(calendar_event_timely(cal, "incident", "2024-05", &discovered, &reported,
-					       instant("2024-05-04T23:59:59.999+08:00")),
-			 1);
+	                                       instant("2024-05-04T23:59:59.999+08:00")),
+	                 1);
 	assert_int_equal(calendar_event_timely(cal, "incident", "2024-05", &discovered, &reported,
-					       instant("2024-05-03T10:00:00+08:00")),
-			 1);
+	                                       instant("2024-05-03T10:00:00+08:00")),
+	                 1);
 	assert_int_equal(calendar_event_timely(cal, "incident", "2024-05", &discovered, &reported,
-					       instant("2024-05-05T00:00:00+08:00")),
-			 0);
+	                                       instant("2024-05-05T00:00:00+08:00")),
+	                 0);
 	/* reported two days after discovery: late however fast it arrives */
 	reported = day("2024-05-04");
 	assert_int_equal(calendar_event_timely(cal, "incident", "2024-05", &discovered, &reported,
-					       instant("2024-05-04T09:00:00+08:00")),
-			 0);
+	                                       instant("2024-05-04T09:00:00+08:00")),
+	                 0);
 	/* same day */
 	reported = day("2024-05-02");
 	assert_int_equal(calendar_event_timely(cal, "incident", "2024-05", &discovered, &reported,
-					       instant("2024-05-03T23:00:00+08:00")),
-			 1);
+	                                       instant("2024-05-03T23:00:00+08:00")),
+	                 1);
 	assert_int_equal(calendar_event_timely(cal, "incident", "2024-05", &discovered, &reported,
-					       instant("2024-05-04T00:00:00+08:00")),
-			 0);
+	                                       instant("2024-05-04T00:00:00+08:00")),
+	                 0);
 	/* across a month end */
 	discovered = day("2024-05-31");
 	reported = day("2024-06-01");
 	assert_int_equal(calendar_event_timely(cal, "incident", "2024-05", &discovered, &reported,
-					       instant("2024-06-02T12:00:00+08:00")),
-			 1);
+	                                       instant("2024-06-02T12:00:00+08:00")),
+	                 1);
 
-	assert_int_equal(calendar_event_timely(cal, "incident", "2024-12", &discovered, &reported,
-					       0),
-			 -EINVAL);
-	assert_int_equal(calendar_event_timely(cal, "summary", "2024-P1", &discovered, &reported,
-					       0),
-			 -EINVAL);
-	assert_int_equal(calendar_event_timely(cal, "attendance", "2024-05", &discovered,
-					       &reported, 0),
-			 -ENOENT);
+	assert_int_equal(
+	        calendar_event_timely(cal, "incident", "2024-12", &discovered, &reported, 0),
+	        -EINVAL);
+	assert_int_equal(
+	        calendar_event_timely(cal, "summary", "2024-P1", &discovered, &reported, 0),
+	        -EINVAL);
+	assert_int_equal(
+	        calendar_event_timely(cal, "attendance", "2024-05", &discovered, &reported, 0),
+	        -ENOENT);
 }
 
 static void check_entry(const struct calendar_due *e, const char *form, const char *period,
-			const char *due)
+                        const char *due)
 {
 	assert_string_equal(e->form, form);
 	assert_string_equal(e->period, period);
@@ -424,13 +424,19 @@ static void test_expected_full(void **state)
 {
 	const struct calendar *cal = *state;
 	static const char *const want[][3] = {
-		{"rectification", "2024-03", "2024-04-05"}, {"screening", "2024-P1", "2024-04-30"},
-		{"summary", "2024-P1", "2024-04-30"},	    {"rectification", "2024-04", "2024-05-05"},
-		{"rectification", "2024-05", "2024-06-05"}, {"rectification", "2024-06", "2024-07-05"},
-		{"rectification", "2024-07", "2024-08-05"}, {"rectification", "2024-08", "2024-09-05"},
-		{"summary", "2024-P2", "2024-09-30"},	    {"rectification", "2024-09", "2024-10-05"},
-		{"rectification", "2024-10", "2024-11-05"}, {"summary", "2024-P3", "2024-11-30"},
-		{"rectification", "2024-11", "2024-12-05"},
+	        {"rectification", "2024-03", "2024-04-05"},
+	        {"screening", "2024-P1", "2024-04-30"},
+	        {"summary", "2024-P1", "2024-04-30"},
+	        {"rectification", "2024-04", "2024-05-05"},
+	        {"rectification", "2024-05", "2024-06-05"},
+	        {"rectification", "2024-06", "2024-07-05"},
+	        {"rectification", "2024-07", "2024-08-05"},
+	        {"rectification", "2024-08", "2024-09-05"},
+	        {"summary", "2024-P2", "2024-09-30"},
+	        {"rectification", "2024-09", "2024-10-05"},
+	        {"rectification", "2024-10", "2024-11-05"},
+	        {"summary", "2024-P3", "2024-11-30"},
+	        {"rectification", "2024-11", "2024-12-05"},
 	};
 	struct calendar_due *list = NULL;
 	struct date opened = day("2001-09-01");
@@ -458,7 +464,7 @@ static void test_expected_full(void **state)
 }
 
 static size_t expected_count(const struct calendar *cal, const char *opened, const char *closed,
-			     const char *as_of, struct calendar_due **ret)
+                             const char *as_of, struct calendar_due **ret)
 {
 	struct date o, c, a;
 	size_t n = 99;
@@ -470,8 +476,8 @@ static size_t expected_count(const struct calendar *cal, const char *opened, con
 	if (as_of)
 		a = day(as_of);
 	assert_int_equal(calendar_expected(cal, opened ? &o : NULL, closed ? &c : NULL,
-					   as_of ? &a : NULL, ret, &n),
-			 0);
+	                                   as_of ? &a : NULL, ret, &n),
+	                 0);
 	return n;
 }
 
@@ -575,161 +581,172 @@ static void test_malformed(void **state)
 	struct {
 		const char *top, *phases, *forms, *message;
 	} variants[] = {
-		{"\"foo\": 1,", NULL, NULL, "t.json: /: unknown member 'foo'"},
-		{"\"title\": 5,", NULL, NULL, "'title' must be a string"},
-		{"\"description\": [],", NULL, NULL, "'description' must be a string"},
-		{"\"campaign\": \"again\",", NULL, NULL, "not valid JSON"}, /* duplicate member */
-		{NULL, "", NULL, "/phases: must hold 1 to 32 phases"},
-		{NULL, "{\"id\": \"2024-P1\", \"start\": \"2024-02-30\", \"end\": \"2024-04-30\"}",
-		 "\"s\": {\"period_type\": \"phase\", \"required_in\": [], \"due\": \"phase_end\"}",
-		 "t.json: /phases/0: 'start': '2024-02-30' is not a date (YYYY-MM-DD)"},
-		{NULL, "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-4-30\"}",
-		 NULL, "/phases/0: 'end': '2024-4-30' is not a date"},
-		{NULL, "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-02-01\"}",
-		 NULL, "/phases/0: ends before it starts"},
-		{NULL,
-		 "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\"},"
-		 "{\"id\": \"2024-P2\", \"start\": \"2024-04-30\", \"end\": \"2024-09-30\"}",
-		 NULL, "/phases/1: starts before the previous phase ends"},
-		{NULL,
-		 "{\"id\": \"2024-P2\", \"start\": \"2024-05-01\", \"end\": \"2024-09-30\"},"
-		 "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\"}",
-		 NULL, "/phases/1: starts before the previous phase ends"},
-		{NULL,
-		 "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\"},"
-		 "{\"id\": \"2024-P1\", \"start\": \"2024-05-01\", \"end\": \"2024-09-30\"}",
-		 NULL, "/phases/1: phase '2024-P1' appears twice"},
-		{NULL, "{\"id\": \"P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\"}", NULL,
-		 "'id': 'P1' is not a phase id"},
-		{NULL, "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\"}", NULL,
-		 "/phases/0: missing member 'end'"},
-		{NULL,
-		 "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\", "
-		 "\"due\": \"2024-04-30\"}",
-		 NULL, "/phases/0: unknown member 'due'"},
-		{NULL, "{\"id\": \"2024-P1\", \"start\": \"2014-03-01\", \"end\": \"2024-04-30\"}",
-		 NULL, "spans more than 120 months"},
-		{NULL, "\"2024-P1\"", NULL, "/phases/0: must be an object"},
-		{NULL, NULL, "", "/forms: must hold 1 to 64 forms"},
-		{NULL, NULL, "\"s\": {\"period_type\": \"weekly\"}",
-		 "/forms/s: 'period_type': 'weekly' is not one of \"phase\", \"monthly\", \"event\""},
-		{NULL, NULL, "\"s\": {\"due\": \"phase_end\"}",
-		 "/forms/s: missing member 'period_type'"},
-		{NULL, NULL, "\"s\": 1", "/forms/s: must be an object"},
-		{NULL, NULL, "\"Screening\": {\"period_type\": \"event\"}",
-		 "/forms: 'Screening' is not a form name"},
-		{NULL, NULL,
-		 "\"s\": {\"period_type\": \"phase\", \"required_in\": [\"2024-P9\"], "
-		 "\"due\": \"phase_end\"}",
-		 "/forms/s: 'required_in': '2024-P9' is not a phase of this campaign"},
-		{NULL, NULL,
-		 "\"s\": {\"period_type\": \"phase\", \"required_in\": [\"2024-P1\", \"2024-P1\"], "
-		 "\"due\": \"phase_end\"}",
-		 "'required_in': '2024-P1' appears twice"},
-		{NULL, NULL, "\"s\": {\"period_type\": \"phase\", \"due\": \"phase_end\"}",
-		 "missing member 'required_in'"},
-		{NULL, NULL,
-		 "\"s\": {\"period_type\": \"phase\", \"required_in\": [], \"due\": \"month_end\"}",
-		 "/forms/s: 'due' must be \"phase_end\" or an object with \"days_after_end\""},
-		{NULL, NULL,
-		 "\"s\": {\"period_type\": \"phase\", \"required_in\": [], "
-		 "\"due\": {\"next_month_day\": 5}}",
-		 "'next_month_day' is only for monthly forms"},
-		{NULL, NULL,
-		 "\"s\": {\"period_type\": \"phase\", \"required_in\": [], "
-		 "\"due\": {\"days_after_end\": 5, \"next_month_day\": 5}}",
-		 "'due' must hold exactly one rule"},
-		{NULL, NULL,
-		 "\"s\": {\"period_type\": \"phase\", \"required_in\": [], \"due\": \"phase_end\", "
-		 "\"from\": \"2024-03\"}",
-		 "/forms/s: unknown member 'from'"},
-		{NULL, NULL,
-		 "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-13\", \"to\": \"2024-11\", "
-		 "\"due\": \"month_end\"}",
-		 "/forms/m: 'from': '2024-13' is not a month (YYYY-MM)"},
-		{NULL, NULL,
-		 "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-05\", \"to\": \"2024-04\", "
-		 "\"due\": \"month_end\"}",
-		 "'from' is after 'to'"},
-		{NULL, NULL,
-		 "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-02\", \"to\": \"2024-11\", "
-		 "\"due\": \"month_end\"}",
-		 "'from' and 'to' must be within the campaign's months"},
-		{NULL, NULL,
-		 "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": \"2024-12\", "
-		 "\"due\": \"month_end\"}",
-		 "'from' and 'to' must be within the campaign's months"},
-		{NULL, NULL,
-		 "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": \"2024-11\", "
-		 "\"due\": {\"next_month_day\": 31}}",
-		 "'next_month_day' must be an integer from 1 to 28"},
-		{NULL, NULL,
-		 "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": \"2024-11\", "
-		 "\"due\": {\"next_month_day\": 5.5}}",
-		 "'next_month_day' must be an integer from 1 to 28"},
-		{NULL, NULL,
-		 "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": \"2024-11\", "
-		 "\"due\": {\"weekday\": 5}}",
-		 "'due' must be \"month_end\" or an object"},
-		{NULL, NULL,
-		 "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": \"2024-11\"}",
-		 "/forms/m: missing member 'due'"},
-		{NULL, NULL,
-		 "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": \"2024-11\", "
-		 "\"due\": \"month_end\", \"expiry_days\": -1}",
-		 "'expiry_days' must be an integer from 0 to 3660"},
-		{NULL, NULL,
-		 "\"e\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\", "
-		 "\"receive_within_days\": 1}",
-		 "/forms/e: missing member 'report_within_days'"},
-		{NULL, NULL,
-		 "\"e\": {\"period_type\": \"event\", \"period_from\": \"occurred on\", "
-		 "\"report_within_days\": 1, \"receive_within_days\": 1}",
-		 "'period_from': 'occurred on' is not a member name"},
-		{NULL, NULL,
-		 "\"e\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\", "
-		 "\"report_within_days\": 1, \"receive_within_days\": \"1\"}",
-		 "'receive_within_days' must be an integer"},
-		{NULL, NULL,
-		 "\"e\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\", "
-		 "\"report_within_days\": 1, \"receive_within_days\": 1, \"due\": \"month_end\"}",
-		 "/forms/e: unknown member 'due'"},
-		{NULL, NULL,
-		 "\"e\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\", "
-		 "\"report_within_days\": 1, \"receive_within_days\": 1, \"from\": \"2023-03\"}",
-		 "must be within the campaign's months"},
+	        {"\"foo\": 1,", NULL, NULL, "t.json: /: unknown member 'foo'"},
+	        {"\"title\": 5,", NULL, NULL, "'title' must be a string"},
+	        {"\"description\": [],", NULL, NULL, "'description' must be a string"},
+	        {"\"campaign\": \"again\",", NULL, NULL, "not valid JSON"}, /* duplicate member */
+	        {NULL, "", NULL, "/phases: must hold 1 to 32 phases"},
+	        {NULL, "{\"id\": \"2024-P1\", \"start\": \"2024-02-30\", \"end\": \"2024-04-30\"}",
+	         "\"s\": {\"period_type\": \"phase\", \"required_in\": [], \"due\": \"phase_end\"}",
+	         "t.json: /phases/0: 'start': '2024-02-30' is not a date (YYYY-MM-DD)"},
+	        {NULL, "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-4-30\"}",
+	         NULL, "/phases/0: 'end': '2024-4-30' is not a date"},
+	        {NULL, "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-02-01\"}",
+	         NULL, "/phases/0: ends before it starts"},
+	        {NULL,
+	         "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\"},"
+	         "{\"id\": \"2024-P2\", \"start\": \"2024-04-30\", \"end\": \"2024-09-30\"}",
+	         NULL, "/phases/1: starts before the previous phase ends"},
+	        {NULL,
+	         "{\"id\": \"2024-P2\", \"start\": \"2024-05-01\", \"end\": \"2024-09-30\"},"
+	         "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\"}",
+	         NULL, "/phases/1: starts before the previous phase ends"},
+	        {NULL,
+	         "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\"},"
+	         "{\"id\": \"2024-P1\", \"start\": \"2024-05-01\", \"end\": \"2024-09-30\"}",
+	         NULL, "/phases/1: phase '2024-P1' appears twice"},
+	        {NULL, "{\"id\": \"P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\"}", NULL,
+	         "'id': 'P1' is not a phase id"},
+	        {NULL, "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\"}", NULL,
+	         "/phases/0: missing member 'end'"},
+	        {NULL,
+	         "{\"id\": \"2024-P1\", \"start\": \"2024-03-01\", \"end\": \"2024-04-30\", "
+	         "\"due\": \"2024-04-30\"}",
+	         NULL, "/phases/0: unknown member 'due'"},
+	        {NULL, "{\"id\": \"2024-P1\", \"start\": \"2014-03-01\", \"end\": \"2024-04-30\"}",
+	         NULL, "spans more than 120 months"},
+	        {NULL, "\"2024-P1\"", NULL, "/phases/0: must be an object"},
+	        {NULL, NULL, "", "/forms: must hold 1 to 64 forms"},
+	        {NULL, NULL, "\"s\": {\"period_type\": \"weekly\"}",
+	         "/forms/s: 'period_type': 'weekly' is not one of \"phase\", \"monthly\", "
+	         "\"event\""},
+	        {NULL, NULL, "\"s\": {\"due\": \"phase_end\"}",
+	         "/forms/s: missing member 'period_type'"},
+	        {NULL, NULL, "\"s\": 1", "/forms/s: must be an object"},
+	        {NULL, NULL, "\"Screening\": {\"period_type\": \"event\"}",
+	         "/forms: 'Screening' is not a form name"},
+	        {NULL, NULL,
+	         "\"s\": {\"period_type\": \"phase\", \"required_in\": [\"2024-P9\"], "
+	         "\"due\": \"phase_end\"}",
+	         "/forms/s: 'required_in': '2024-P9' is not a phase of this campaign"},
+	        {NULL, NULL,
+	         "\"s\": {\"period_type\": \"phase\", \"required_in\": [\"2024-P1\", \"2024-P1\"], "
+	         "\"due\": \"phase_end\"}",
+	         "'required_in': '2024-P1' appears twice"},
+	        {NULL, NULL, "\"s\": {\"period_type\": \"phase\", \"due\": \"phase_end\"}",
+	         "missing member 'required_in'"},
+	        {NULL, NULL,
+	         "\"s\": {\"period_type\": \"phase\", \"required_in\": [], \"due\": \"month_end\"}",
+	         "/forms/s: 'due' must be \"phase_end\" or an object with \"days_after_end\""},
+	        {NULL, NULL,
+	         "\"s\": {\"period_type\": \"phase\", \"required_in\": [], "
+	         "\"due\": {\"next_month_day\": 5}}",
+	         "'next_month_day' is only for monthly forms"},
+	        {NULL, NULL,
+	         "\"s\": {\"period_type\": \"phase\", \"required_in\": [], "
+	         "\"due\": {\"days_after_end\": 5, \"next_month_day\": 5}}",
+	         "'due' must hold exactly one rule"},
+	        {NULL, NULL,
+	         "\"s\": {\"period_type\": \"phase\", \"required_in\": [], \"due\": \"phase_end\", "
+	         "\"from\": \"2024-03\"}",
+	         "/forms/s: unknown member 'from'"},
+	        {NULL, NULL,
+	         "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-13\", \"to\": "
+	         "\"2024-11\", "
+	         "\"due\": \"month_end\"}",
+	         "/forms/m: 'from': '2024-13' is not a month (YYYY-MM)"},
+	        {NULL, NULL,
+	         "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-05\", \"to\": "
+	         "\"2024-04\", "
+	         "\"due\": \"month_end\"}",
+	         "'from' is after 'to'"},
+	        {NULL, NULL,
+	         "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-02\", \"to\": "
+	         "\"2024-11\", "
+	         "\"due\": \"month_end\"}",
+	         "'from' and 'to' must be within the campaign's months"},
+	        {NULL, NULL,
+	         "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": "
+	         "\"2024-12\", "
+	         "\"due\": \"month_end\"}",
+	         "'from' and 'to' must be within the campaign's months"},
+	        {NULL, NULL,
+	         "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": "
+	         "\"2024-11\", "
+	         "\"due\": {\"next_month_day\": 31}}",
+	         "'next_month_day' must be an integer from 1 to 28"},
+	        {NULL, NULL,
+	         "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": "
+	         "\"2024-11\", "
+	         "\"due\": {\"next_month_day\": 5.5}}",
+	         "'next_month_day' must be an integer from 1 to 28"},
+	        {NULL, NULL,
+	         "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": "
+	         "\"2024-11\", "
+	         "\"due\": {\"weekday\": 5}}",
+	         "'due' must be \"month_end\" or an object"},
+	        {NULL, NULL,
+	         "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": "
+	         "\"2024-11\"}",
+	         "/forms/m: missing member 'due'"},
+	        {NULL, NULL,
+	         "\"m\": {\"period_type\": \"monthly\", \"from\": \"2024-03\", \"to\": "
+	         "\"2024-11\", "
+	         "\"due\": \"month_end\", \"expiry_days\": -1}",
+	         "'expiry_days' must be an integer from 0 to 3660"},
+	        {NULL, NULL,
+	         "\"e\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\", "
+	         "\"receive_within_days\": 1}",
+	         "/forms/e: missing member 'report_within_days'"},
+	        {NULL, NULL,
+	         "\"e\": {\"period_type\": \"event\", \"period_from\": \"occurred on\", "
+	         "\"report_within_days\": 1, \"receive_within_days\": 1}",
+	         "'period_from': 'occurred on' is not a member name"},
+	        {NULL, NULL,
+	         "\"e\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\", "
+	         "\"report_within_days\": 1, \"receive_within_days\": \"1\"}",
+	         "'receive_within_days' must be an integer"},
+	        {NULL, NULL,
+	         "\"e\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\", "
+	         "\"report_within_days\": 1, \"receive_within_days\": 1, \"due\": \"month_end\"}",
+	         "/forms/e: unknown member 'due'"},
+	        {NULL, NULL,
+	         "\"e\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\", "
+	         "\"report_within_days\": 1, \"receive_within_days\": 1, \"from\": \"2023-03\"}",
+	         "must be within the campaign's months"},
 	};
 	static const struct bad_case whole[] = {
-		{"", "t.json: not valid JSON"},
-		{"{", "t.json: not valid JSON"},
-		{"[]", "t.json: /: must be an object"},
-		{"{\"campaign\": \"t\"} x", "not valid JSON"},
-		{"{\"utc_offset\": \"+08:00\", \"expiry_days\": 30}", "missing member 'campaign'"},
-		{"{\"campaign\": \"Bad Name\"}", "/campaign: 'Bad Name' is not a campaign name"},
-		{"{\"campaign\": \"c\\nd\"}", "/campaign: 'c?d' is not a campaign name"},
-		{"{\"campaign\": \"t\", \"utc_offset\": \"+8:00\"}",
-		 "/utc_offset: '+8:00' is not an offset"},
-		{"{\"campaign\": \"t\", \"utc_offset\": \"+24:00\"}", "is not an offset"},
-		{"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\"}", "missing member 'expiry_days'"},
-		{"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": \"30\"}",
-		 "'expiry_days' must be an integer"},
-		{"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 1e9}",
-		 "'expiry_days' must be an integer from 0 to 3660"},
-		{"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30}",
-		 "missing member 'phases'"},
-		{"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
-		 "\"phases\": {}}",
-		 "/phases: must be an array"},
-		{"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
-		 "\"phases\": [" PHASES_2024 "]}",
-		 "missing member 'forms'"},
-		{"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
-		 "\"phases\": [" PHASES_2024 "], \"forms\": []}",
-		 "/forms: must be an object"},
-		{"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
-		 "\"phases\": [" PHASES_2024 "], \"forms\": {\"a\": {\"b\": {\"c\": {\"d\": "
-		 "{\"e\": {\"f\": {\"g\": {}}}}}}}}}",
-		 "not valid JSON"}, /* too deep */
+	        {"", "t.json: not valid JSON"},
+	        {"{", "t.json: not valid JSON"},
+	        {"[]", "t.json: /: must be an object"},
+	        {"{\"campaign\": \"t\"} x", "not valid JSON"},
+	        {"{\"utc_offset\": \"+08:00\", \"expiry_days\": 30}", "missing member 'campaign'"},
+	        {"{\"campaign\": \"Bad Name\"}", "/campaign: 'Bad Name' is not a campaign name"},
+	        {"{\"campaign\": \"c\\nd\"}", "/campaign: 'c?d' is not a campaign name"},
+	        {"{\"campaign\": \"t\", \"utc_offset\": \"+8:00\"}",
+	         "/utc_offset: '+8:00' is not an offset"},
+	        {"{\"campaign\": \"t\", \"utc_offset\": \"+24:00\"}", "is not an offset"},
+	        {"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\"}",
+	         "missing member 'expiry_days'"},
+	        {"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": \"30\"}",
+	         "'expiry_days' must be an integer"},
+	        {"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 1e9}",
+	         "'expiry_days' must be an integer from 0 to 3660"},
+	        {"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30}",
+	         "missing member 'phases'"},
+	        {"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
+	         "\"phases\": {}}",
+	         "/phases: must be an array"},
+	        {"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
+	         "\"phases\": [" PHASES_2024 "]}",
+	         "missing member 'forms'"},
+	        {"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
+	         "\"phases\": [" PHASES_2024 "], \"forms\": []}",
+	         "/forms: must be an object"},
+	        {"{\"campaign\": \"t\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
+	         "\"phases\": [" PHASES_2024 "], \"forms\": {\"a\": {\"b\": {\"c\": {\"d\": "
+	         "{\"e\": {\"f\": {\"g\": {}}}}}}}}}",
+	         "not valid JSON"}, /* too deep */
 	};
 	struct calendar *cal = (struct calendar *)&cal;
 	char err[512], *text;
@@ -745,12 +762,12 @@ static void test_malformed(void **state)
 		cal = (struct calendar *)&cal;
 		err[0] = '\0';
 		text = doc("t", variants[i].top ? variants[i].top : "",
-			   variants[i].phases ? variants[i].phases : valid_phases,
-			   variants[i].forms ? variants[i].forms : valid_forms);
+		           variants[i].phases ? variants[i].phases : valid_phases,
+		           variants[i].forms ? variants[i].forms : valid_forms);
 		if (load_text(text, &cal, err, sizeof(err)) != -EINVAL ||
 		    !strstr(err, variants[i].message))
 			fail_msg("case %zu: %s\n  err: %s\n  want: %s", i, text, err,
-				 variants[i].message);
+			         variants[i].message);
 		assert_ptr_equal(cal, &cal); /* untouched */
 		assert_true(strncmp(err, "t.json: ", 8) == 0);
 		free(text);
@@ -760,7 +777,7 @@ static void test_malformed(void **state)
 		if (load_text(whole[i].text, &cal, err, sizeof(err)) != -EINVAL ||
 		    !strstr(err, whole[i].message))
 			fail_msg("case %zu: %s\n  err: %s\n  want: %s", i, whole[i].text, err,
-				 whole[i].message);
+			         whole[i].message);
 	}
 	/* a tiny error buffer is cut, never overrun */
 	assert_int_equal(load_text("{", &cal, err, 4), -EINVAL);
@@ -785,11 +802,10 @@ static void test_size_limit(void **state)
 	memset(big, ' ', len);
 	memcpy(big, text, strlen(text));
 	assert_int_equal(calendar_load_buffer(big, len, "big.json", &cal, err, sizeof(err)),
-			 -EMSGSIZE);
+	                 -EMSGSIZE);
 	assert_non_null(strstr(err, "big.json: larger than"));
 	/* exactly at the limit is fine */
-	assert_int_equal(calendar_load_buffer(big, len - 1, "big.json", &cal, err, sizeof(err)),
-			 0);
+	assert_int_equal(calendar_load_buffer(big, len - 1, "big.json", &cal, err, sizeof(err)), 0);
 	calendar_free(cal);
 
 	fd = mkstemp(path);
@@ -838,14 +854,13 @@ static void remove_dir(char *dir)
 	free(dir);
 }
 
-#define PHASES_2025                                                                       \
-	"{\"id\": \"2025-P1\", \"start\": \"2025-03-01\", \"end\": \"2025-06-30\"}"
-#define FORMS_2025                                                                        \
-	"\"screening\": {\"period_type\": \"phase\", \"required_in\": [\"2025-P1\"],"     \
-	" \"due\": {\"days_after_end\": 10}, \"expiry_days\": 5},"                        \
-	"\"rectification\": {\"period_type\": \"monthly\", \"from\": \"2025-03\","        \
-	" \"to\": \"2025-06\", \"due\": \"month_end\"},"                                  \
-	"\"incident\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\","     \
+#define PHASES_2025 "{\"id\": \"2025-P1\", \"start\": \"2025-03-01\", \"end\": \"2025-06-30\"}"
+#define FORMS_2025                                                                                 \
+	"\"screening\": {\"period_type\": \"phase\", \"required_in\": [\"2025-P1\"],"              \
+	" \"due\": {\"days_after_end\": 10}, \"expiry_days\": 5},"                                 \
+	"\"rectification\": {\"period_type\": \"monthly\", \"from\": \"2025-03\","                 \
+	" \"to\": \"2025-06\", \"due\": \"month_end\"},"                                           \
+	"\"incident\": {\"period_type\": \"event\", \"period_from\": \"occurred_on\","             \
 	" \"report_within_days\": 2, \"receive_within_days\": 0}"
 
 static void test_dir_two_campaigns(void **state)
@@ -890,18 +905,18 @@ static void test_dir_two_campaigns(void **state)
 	discovered = day("2025-03-15");
 	reported = day("2025-03-17");
 	assert_int_equal(calendar_event_timely(cal, "incident", "2025-03", &discovered, &reported,
-					       instant("2025-03-17T23:00:00+08:00")),
-			 1);
+	                                       instant("2025-03-17T23:00:00+08:00")),
+	                 1);
 	assert_int_equal(calendar_event_timely(cal, "incident", "2025-03", &discovered, &reported,
-					       instant("2025-03-18T00:00:00+08:00")),
-			 0);
+	                                       instant("2025-03-18T00:00:00+08:00")),
+	                 0);
 	/* 2024: screening and 9 months; 2025: screening and 4 months (no summary form) */
 	assert_int_equal(calendar_expected(cal, NULL, NULL, NULL, &list, &n), 0);
 	assert_int_equal(n, 1 + 9 + 1 + 4);
 	check_entry(&list[n - 1], "screening", "2025-P1", "2025-07-10");
 	free(list);
-	assert_int_equal(calendar_expected(cal, NULL, NULL, &(struct date){2024, 12, 31}, &list, &n),
-			 0);
+	assert_int_equal(
+	        calendar_expected(cal, NULL, NULL, &(struct date){2024, 12, 31}, &list, &n), 0);
 	assert_int_equal(n, 10);
 	free(list);
 	calendar_free(cal);
@@ -915,39 +930,41 @@ static void test_dir_errors(void **state)
 	struct {
 		const char *second, *message;
 	} cases[] = {
-		{"{\"campaign\": \"a-2024\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
-		 "\"phases\": [" PHASES_2025 "], \"forms\": {" FORMS_2025 "}}",
-		 "2.json: /campaign: campaign 'a-2024' is loaded twice"},
-		{"{\"campaign\": \"b\", \"utc_offset\": \"+07:00\", \"expiry_days\": 30, "
-		 "\"phases\": [" PHASES_2025 "], \"forms\": {" FORMS_2025 "}}",
-		 "2.json: /utc_offset: differs from campaign 'a-2024'"},
-		{"{\"campaign\": \"b\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
-		 "\"phases\": [{\"id\": \"2024-P3\", \"start\": \"2025-03-01\", "
-		 "\"end\": \"2025-06-30\"}], \"forms\": {\"summary\": {\"period_type\": "
-		 "\"phase\", \"required_in\": [\"2024-P3\"], \"due\": \"phase_end\"}}}",
-		 "2.json: /phases/0: phase id '2024-P3' is also a phase of campaign 'a-2024'"},
-		{"{\"campaign\": \"b\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
-		 "\"phases\": [" PHASES_2025 "], \"forms\": {\"incident\": {\"period_type\": "
-		 "\"monthly\", \"from\": \"2025-03\", \"to\": \"2025-04\", \"due\": \"month_end\"}}}",
-		 "2.json: /forms/incident: has another period type in campaign 'a-2024'"},
-		{"{\"campaign\": \"b\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
-		 "\"phases\": [{\"id\": \"2024-P9\", \"start\": \"2024-11-01\", "
-		 "\"end\": \"2025-02-28\"}], \"forms\": {\"rectification\": {\"period_type\": "
-		 "\"monthly\", \"from\": \"2024-11\", \"to\": \"2025-02\", \"due\": \"month_end\"}}}",
-		 "2.json: /forms/rectification: periods 2024-11 to 2024-11 also belong to campaign "
-		 "'a-2024'"},
-		{"{\"campaign\": \"b\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
-		 "\"phases\": [{\"id\": \"2024-P9\", \"start\": \"2024-11-01\", "
-		 "\"end\": \"2025-02-28\"}], \"forms\": {" FORMS_2025 "}}",
-		 "2.json: /forms/screening: 'required_in': '2025-P1' is not a phase"},
-		{"{\"campaign\": \"b\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
-		 "\"phases\": [{\"id\": \"2024-P9\", \"start\": \"2024-10-01\", "
-		 "\"end\": \"2025-02-28\"}], \"forms\": {\"incident\": {\"period_type\": "
-		 "\"event\", \"period_from\": \"occurred_on\", \"report_within_days\": 1, "
-		 "\"receive_within_days\": 1}}}",
-		 "2.json: /forms/incident: periods 2024-10 to 2024-11 also belong to campaign "
-		 "'a-2024'"},
-		{"not json", "2.json: not valid JSON"},
+	        {"{\"campaign\": \"a-2024\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
+	         "\"phases\": [" PHASES_2025 "], \"forms\": {" FORMS_2025 "}}",
+	         "2.json: /campaign: campaign 'a-2024' is loaded twice"},
+	        {"{\"campaign\": \"b\", \"utc_offset\": \"+07:00\", \"expiry_days\": 30, "
+	         "\"phases\": [" PHASES_2025 "], \"forms\": {" FORMS_2025 "}}",
+	         "2.json: /utc_offset: differs from campaign 'a-2024'"},
+	        {"{\"campaign\": \"b\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
+	         "\"phases\": [{\"id\": \"2024-P3\", \"start\": \"2025-03-01\", "
+	         "\"end\": \"2025-06-30\"}], \"forms\": {\"summary\": {\"period_type\": "
+	         "\"phase\", \"required_in\": [\"2024-P3\"], \"due\": \"phase_end\"}}}",
+	         "2.json: /phases/0: phase id '2024-P3' is also a phase of campaign 'a-2024'"},
+	        {"{\"campaign\": \"b\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
+	         "\"phases\": [" PHASES_2025 "], \"forms\": {\"incident\": {\"period_type\": "
+	         "\"monthly\", \"from\": \"2025-03\", \"to\": \"2025-04\", \"due\": "
+	         "\"month_end\"}}}",
+	         "2.json: /forms/incident: has another period type in campaign 'a-2024'"},
+	        {"{\"campaign\": \"b\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
+	         "\"phases\": [{\"id\": \"2024-P9\", \"start\": \"2024-11-01\", "
+	         "\"end\": \"2025-02-28\"}], \"forms\": {\"rectification\": {\"period_type\": "
+	         "\"monthly\", \"from\": \"2024-11\", \"to\": \"2025-02\", \"due\": "
+	         "\"month_end\"}}}",
+	         "2.json: /forms/rectification: periods 2024-11 to 2024-11 also belong to campaign "
+	         "'a-2024'"},
+	        {"{\"campaign\": \"b\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
+	         "\"phases\": [{\"id\": \"2024-P9\", \"start\": \"2024-11-01\", "
+	         "\"end\": \"2025-02-28\"}], \"forms\": {" FORMS_2025 "}}",
+	         "2.json: /forms/screening: 'required_in': '2025-P1' is not a phase"},
+	        {"{\"campaign\": \"b\", \"utc_offset\": \"+08:00\", \"expiry_days\": 30, "
+	         "\"phases\": [{\"id\": \"2024-P9\", \"start\": \"2024-10-01\", "
+	         "\"end\": \"2025-02-28\"}], \"forms\": {\"incident\": {\"period_type\": "
+	         "\"event\", \"period_from\": \"occurred_on\", \"report_within_days\": 1, "
+	         "\"receive_within_days\": 1}}}",
+	         "2.json: /forms/incident: periods 2024-10 to 2024-11 also belong to campaign "
+	         "'a-2024'"},
+	        {"not json", "2.json: not valid JSON"},
 	};
 	struct calendar *cal = (struct calendar *)&cal;
 	char err[512], *dir, *t1, *path;
@@ -1038,24 +1055,25 @@ static void test_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_load_dir),
-		cmocka_unit_test_setup_teardown(test_forms_and_types, setup_2024, teardown_2024),
-		cmocka_unit_test_setup_teardown(test_period_check, setup_2024, teardown_2024),
-		cmocka_unit_test_setup_teardown(test_period_dates, setup_2024, teardown_2024),
-		cmocka_unit_test_setup_teardown(test_period_required, setup_2024, teardown_2024),
-		cmocka_unit_test_setup_teardown(test_due_and_deadline, setup_2024, teardown_2024),
-		cmocka_unit_test_setup_teardown(test_on_time, setup_2024, teardown_2024),
-		cmocka_unit_test_setup_teardown(test_expiry, setup_2024, teardown_2024),
-		cmocka_unit_test_setup_teardown(test_event_period, setup_2024, teardown_2024),
-		cmocka_unit_test_setup_teardown(test_event_timely, setup_2024, teardown_2024),
-		cmocka_unit_test_setup_teardown(test_expected_full, setup_2024, teardown_2024),
-		cmocka_unit_test_setup_teardown(test_expected_open_close, setup_2024, teardown_2024),
-		cmocka_unit_test_setup_teardown(test_expected_as_of, setup_2024, teardown_2024),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_size_limit),
-		cmocka_unit_test(test_dir_two_campaigns),
-		cmocka_unit_test(test_dir_errors),
-		cmocka_unit_test_setup_teardown(test_threads, setup_2024, teardown_2024),
+	        cmocka_unit_test(test_load_dir),
+	        cmocka_unit_test_setup_teardown(test_forms_and_types, setup_2024, teardown_2024),
+	        cmocka_unit_test_setup_teardown(test_period_check, setup_2024, teardown_2024),
+	        cmocka_unit_test_setup_teardown(test_period_dates, setup_2024, teardown_2024),
+	        cmocka_unit_test_setup_teardown(test_period_required, setup_2024, teardown_2024),
+	        cmocka_unit_test_setup_teardown(test_due_and_deadline, setup_2024, teardown_2024),
+	        cmocka_unit_test_setup_teardown(test_on_time, setup_2024, teardown_2024),
+	        cmocka_unit_test_setup_teardown(test_expiry, setup_2024, teardown_2024),
+	        cmocka_unit_test_setup_teardown(test_event_period, setup_2024, teardown_2024),
+	        cmocka_unit_test_setup_teardown(test_event_timely, setup_2024, teardown_2024),
+	        cmocka_unit_test_setup_teardown(test_expected_full, setup_2024, teardown_2024),
+	        cmocka_unit_test_setup_teardown(test_expected_open_close, setup_2024,
+	                                        teardown_2024),
+	        cmocka_unit_test_setup_teardown(test_expected_as_of, setup_2024, teardown_2024),
+	        cmocka_unit_test(test_malformed),
+	        cmocka_unit_test(test_size_limit),
+	        cmocka_unit_test(test_dir_two_campaigns),
+	        cmocka_unit_test(test_dir_errors),
+	        cmocka_unit_test_setup_teardown(test_threads, setup_2024, teardown_2024),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,14 +33,15 @@ static int parse_str(struct jwk *k, const char *text, char *err, size_t errlen)
 static void test_rfc8037_key(void **state)
 {
 	static const unsigned char x[32] = {
-		0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe,
-		0xd3, 0xc9, 0x64, 0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6,
-		0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a,
+	        0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe,
+	        0xd3, 0xc9, 0x64, 0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6,
+	        0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a,
 	};
 	char tp[JWK_THUMBPRINT_SIZE], err[256] = "";
 	struct jwk k, pub;
 	char *text;
 
+	(void)state;
 	assert_int_equal(parse_str(&k, RFC_PRIVATE, err, sizeof(err)), 0);
 	assert_true(k.has_private);
 	assert_string_equal(k.kid, "");
@@ -51,7 +52,7 @@ static void test_rfc8037_key(void **state)
 
 	assert_int_equal(jwk_serialize(&k, 1, &text), 0);
 	assert_string_equal(text, "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X
-				  "\",\"d\":\"" RFC_D "\"}");
+	                          "\",\"d\":\"" RFC_D "\"}");
 	jwk_text_free(text);
 	assert_int_equal(jwk_serialize(&k, 0, &text), 0);
 	assert_string_equal(text, RFC_PUBLIC);
@@ -72,6 +73,7 @@ static void test_generate_round_trip(void **state)
 	struct jwk k, k2, pub;
 	char *text;
 
+	(void)state;
 	assert_int_equal(jwk_generate(&k, "2165000123", err, sizeof(err)), 0);
 	assert_true(k.has_private);
 	assert_string_equal(k.kid, "2165000123");
@@ -114,6 +116,7 @@ static void test_kid_rules(void **state)
 	char kid64[65], err[256] = "";
 	struct jwk k;
 
+	(void)state;
 	memset(kid64, 'a', 64);
 	kid64[64] = '\0';
 	assert_true(jwk_kid_valid("2165000123"));
@@ -147,72 +150,81 @@ static void test_parse_rejections(void **state)
 	char kid65[65 + 1];
 	char kid65_text[256];
 	const struct bad_case cases[] = {
-		{"", -EINVAL, "not valid JSON"},
-		{"{", -EINVAL, "not valid JSON"},
-		{RFC_PUBLIC " x", -EINVAL, "not valid JSON"},
-		{"[" RFC_PUBLIC "]", -EINVAL, "not a JSON object"},
-		{"\"OKP\"", -EINVAL, "not a JSON object"},
-		{"{\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\"}", -EINVAL, "no \"kty\""},
-		{"{\"kty\":\"RSA\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\"}", -EINVAL,
-		 "kty \"RSA\" is not supported"},
-		{"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" RFC_X "\"}", -EINVAL, "kty \"EC\""},
-		{"{\"kty\":1,\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\"}", -EINVAL,
-		 "\"kty\" is not a string"},
-		{"{\"kty\":\"okp\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\"}", -EINVAL, "kty \"okp\""},
-		{"{\"kty\":\"OKP\",\"x\":\"" RFC_X "\"}", -EINVAL, "no \"crv\""},
-		{"{\"kty\":\"OKP\",\"crv\":\"X25519\",\"x\":\"" RFC_X "\"}", -EINVAL,
-		 "crv \"X25519\" is not supported"},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed448\",\"x\":\"" RFC_X "\"}", -EINVAL, "crv \"Ed448\""},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\"}", -EINVAL, "no \"x\""},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":null}", -EINVAL, "\"x\" is not a string"},
-		/* padding, whitespace, the other alphabet, wrong lengths, non-canonical bits */
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "=\"}", -EINVAL,
-		 "\"x\" is not unpadded base64url of 32 bytes"},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\" " RFC_X "\"}", -EINVAL,
-		 "\"x\" is not unpadded base64url"},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}",
-		 -EINVAL, "\"x\" is not unpadded base64url"},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHUR\"}",
-		 -EINVAL, "of 32 bytes"},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURoAA\"}",
-		 -EINVAL, "of 32 bytes"},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURp\"}",
-		 -EINVAL, "of 32 bytes"},
-		/* 32 zero bytes: a point of small order */
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
-		 -EINVAL, "not a valid Ed25519 public key"},
-		/* d from another key, d of the wrong length, d not a string */
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X
-		 "\",\"d\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
-		 -EINVAL, "does not match the public key derived from \"d\""},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"d\":\"AAAA\"}", -EINVAL,
-		 "\"d\" is not unpadded base64url of 32 bytes"},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"d\":true}", -EINVAL,
-		 "\"d\" is not a string"},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"use\":\"enc\"}", -EINVAL,
-		 "use \"enc\" is not \"sig\""},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"alg\":\"ES256\"}", -EINVAL,
-		 "alg \"ES256\" is not \"EdDSA\""},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"kid\":\"a b\"}", -EINVAL,
-		 "kid \"a b\" is not 1 to 64"},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"kid\":\"\"}", -EINVAL,
-		 "kid \"\" is not"},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"kid\":7}", -EINVAL,
-		 "\"kid\" is not a string"},
-		{kid65_text, -EINVAL, "is not 1 to 64"},
-		/* a duplicate could hide a second key from one reader and not another */
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"x\":\"" RFC_X "\"}",
-		 -EINVAL, "duplicate member \"x\""},
-		{"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"d\":\"" RFC_D
-		 "\",\"d\":\"" RFC_D "\"}",
-		 -EINVAL, "duplicate member \"d\""},
+	        {"", -EINVAL, "not valid JSON"},
+	        {"{", -EINVAL, "not valid JSON"},
+	        {RFC_PUBLIC " x", -EINVAL, "not valid JSON"},
+	        {"[" RFC_PUBLIC "]", -EINVAL, "not a JSON object"},
+	        {"\"OKP\"", -EINVAL, "not a JSON object"},
+	        {"{\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\"}", -EINVAL, "no \"kty\""},
+	        {"{\"kty\":\"RSA\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\"}", -EINVAL,
+	         "kty \"RSA\" is not supported"},
+	        {"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" RFC_X "\"}", -EINVAL, "kty \"EC\""},
+	        {"{\"kty\":1,\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\"}", -EINVAL,
+	         "\"kty\" is not a string"},
+	        {"{\"kty\":\"okp\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\"}", -EINVAL,
+	         "kty \"okp\""},
+	        {"{\"kty\":\"OKP\",\"x\":\"" RFC_X "\"}", -EINVAL, "no \"crv\""},
+	        {"{\"kty\":\"OKP\",\"crv\":\"X25519\",\"x\":\"" RFC_X "\"}", -EINVAL,
+	         "crv \"X25519\" is not supported"},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed448\",\"x\":\"" RFC_X "\"}", -EINVAL,
+	         "crv \"Ed448\""},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\"}", -EINVAL, "no \"x\""},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":null}", -EINVAL,
+	         "\"x\" is not a string"},
+	        /* padding, whitespace, the other alphabet, wrong lengths, non-canonical bits */
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "=\"}", -EINVAL,
+	         "\"x\" is not unpadded base64url of 32 bytes"},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\" " RFC_X "\"}", -EINVAL,
+	         "\"x\" is not unpadded base64url"},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS/"
+	         "7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}",
+	         -EINVAL, "\"x\" is not unpadded base64url"},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_"
+	         "7TyWQHOg7hcvPapiMlrwIaaPcHUR\"}",
+	         -EINVAL, "of 32 bytes"},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_"
+	         "7TyWQHOg7hcvPapiMlrwIaaPcHURoAA\"}",
+	         -EINVAL, "of 32 bytes"},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_"
+	         "7TyWQHOg7hcvPapiMlrwIaaPcHURp\"}",
+	         -EINVAL, "of 32 bytes"},
+	        /* 32 zero bytes: a point of small order */
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":"
+	         "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+	         -EINVAL, "not a valid Ed25519 public key"},
+	        /* d from another key, d of the wrong length, d not a string */
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X
+	         "\",\"d\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+	         -EINVAL, "does not match the public key derived from \"d\""},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"d\":\"AAAA\"}",
+	         -EINVAL, "\"d\" is not unpadded base64url of 32 bytes"},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"d\":true}", -EINVAL,
+	         "\"d\" is not a string"},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"use\":\"enc\"}",
+	         -EINVAL, "use \"enc\" is not \"sig\""},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"alg\":\"ES256\"}",
+	         -EINVAL, "alg \"ES256\" is not \"EdDSA\""},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"kid\":\"a b\"}",
+	         -EINVAL, "kid \"a b\" is not 1 to 64"},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"kid\":\"\"}", -EINVAL,
+	         "kid \"\" is not"},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"kid\":7}", -EINVAL,
+	         "\"kid\" is not a string"},
+	        {kid65_text, -EINVAL, "is not 1 to 64"},
+	        /* a duplicate could hide a second key from one reader and not another */
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"x\":\"" RFC_X "\"}",
+	         -EINVAL, "duplicate member \"x\""},
+	        {"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"d\":\"" RFC_D
+	         "\",\"d\":\"" RFC_D "\"}",
+	         -EINVAL, "duplicate member \"d\""},
 	};
 	char err[256];
 
+	(void)state;
 	memset(kid65, 'k', 65);
 	kid65[65] = '\0';
 	snprintf(kid65_text, sizeof(kid65_text),
-		 "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"kid\":\"%s\"}", kid65);
+	         "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\",\"kid\":\"%s\"}", kid65);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct jwk k;
 		int r;
@@ -221,8 +233,8 @@ static void test_parse_rejections(void **state)
 		err[0] = '\0';
 		r = parse_str(&k, cases[i].text, err, sizeof(err));
 		if (r != cases[i].r || !strstr(err, cases[i].message))
-			fail_msg("case %zu (%s): got %d \"%s\", want %d \"%s\"", i, cases[i].text, r,
-				 err, cases[i].r, cases[i].message);
+			fail_msg("case %zu (%s): got %d \"%s\", want %d \"%s\"", i, cases[i].text,
+			         r, err, cases[i].r, cases[i].message);
 		/* ret is written only on success */
 		for (size_t j = 0; j < sizeof(k); j++)
 			assert_int_equal(((unsigned char *)&k)[j], 0x5a);
@@ -232,16 +244,17 @@ static void test_parse_rejections(void **state)
 static void test_parse_tolerates(void **state)
 {
 	const char *ok[] = {
-		"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X
-		"\",\"use\":\"sig\",\"alg\":\"EdDSA\",\"kid\":\"2165000123\"}",
-		"{\"x\":\"" RFC_X "\",\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"key_ops\":[\"verify\"],"
-		"\"ext\":true}",
-		" \n{ \"kty\" : \"OKP\", \"crv\" : \"Ed25519\", \"x\" : \"" RFC_X "\" }\n",
-		/* \u escapes are JSON, not base64url: the decoded string is what counts */
-		"{\"kty\":\"\\u004fKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\"}",
+	        "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X
+	        "\",\"use\":\"sig\",\"alg\":\"EdDSA\",\"kid\":\"2165000123\"}",
+	        "{\"x\":\"" RFC_X "\",\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"key_ops\":[\"verify\"],"
+	        "\"ext\":true}",
+	        " \n{ \"kty\" : \"OKP\", \"crv\" : \"Ed25519\", \"x\" : \"" RFC_X "\" }\n",
+	        /* \u escapes are JSON, not base64url: the decoded string is what counts */
+	        "{\"kty\":\"\\u004fKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X "\"}",
 	};
 	char err[256] = "", tp[JWK_THUMBPRINT_SIZE];
 
+	(void)state;
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		struct jwk k;
 
@@ -260,6 +273,7 @@ static void test_parse_size_limit(void **state)
 	char err[256] = "";
 	struct jwk k;
 
+	(void)state;
 	assert_non_null(text);
 	/* exactly at the limit (trailing whitespace) is accepted, one byte more is not */
 	memcpy(text, RFC_PUBLIC, n);
@@ -268,8 +282,9 @@ static void test_parse_size_limit(void **state)
 	assert_int_equal(jwk_parse(&k, text, JWK_TEXT_MAX + 1, err, sizeof(err)), -EMSGSIZE);
 	assert_non_null(strstr(err, "larger than the limit"));
 	/* deep nesting in an ignored member is refused, not recursed into */
-	snprintf(text, JWK_TEXT_MAX, "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X
-				     "\",\"n\":[[[[[[[[[[1]]]]]]]]]]}");
+	snprintf(text, JWK_TEXT_MAX,
+	         "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC_X
+	         "\",\"n\":[[[[[[[[[[1]]]]]]]]]]}");
 	assert_int_equal(parse_str(&k, text, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "nesting too deep"));
 	free(text);
@@ -407,7 +422,7 @@ static void test_private_mode_refused(void **state)
 		memset(&got, 0x5a, sizeof(got));
 		assert_int_equal(jwk_load(&got, priv, err, sizeof(err)), -EPERM);
 		snprintf(want, sizeof(want), "mode %04o lets group or others access it",
-			 (unsigned)bad[i]);
+		         (unsigned)bad[i]);
 		assert_non_null(strstr(err, want));
 		assert_non_null(strstr(err, priv));
 		assert_int_equal(((unsigned char *)&got)[0], 0x5a);
@@ -468,15 +483,15 @@ static void test_load_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc8037_key),
-		cmocka_unit_test(test_generate_round_trip),
-		cmocka_unit_test(test_kid_rules),
-		cmocka_unit_test(test_parse_rejections),
-		cmocka_unit_test(test_parse_tolerates),
-		cmocka_unit_test(test_parse_size_limit),
-		cmocka_unit_test_setup_teardown(test_save_load, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_private_mode_refused, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_load_errors, setup_dir, teardown_dir),
+	        cmocka_unit_test(test_rfc8037_key),
+	        cmocka_unit_test(test_generate_round_trip),
+	        cmocka_unit_test(test_kid_rules),
+	        cmocka_unit_test(test_parse_rejections),
+	        cmocka_unit_test(test_parse_tolerates),
+	        cmocka_unit_test(test_parse_size_limit),
+	        cmocka_unit_test_setup_teardown(test_save_load, setup_dir, teardown_dir),
+	        cmocka_unit_test_setup_teardown(test_private_mode_refused, setup_dir, teardown_dir),
+	        cmocka_unit_test_setup_teardown(test_load_errors, setup_dir, teardown_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,13 +16,14 @@
 #include "common/banned.h"
 
 /* RFC 8037 appendix A.1 and A.4 */
-#define RFC_PRIVATE                                                                              \
-	"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"d\":\"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A\"," \
+#define RFC_PRIVATE                                                                                \
+	"{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"d\":\"nWGxne_"                                     \
+	"9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A\","                                                  \
 	"\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}"
 #define RFC_PAYLOAD "Example of Ed25519 signing"
 #define RFC_PROTECTED "eyJhbGciOiJFZERTQSJ9"
 #define RFC_PAYLOAD_B64 "RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc"
-#define RFC_SIGNATURE                                                                            \
+#define RFC_SIGNATURE                                                                              \
 	"hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
 
 #define KID "2165000123"
@@ -76,7 +77,7 @@ static char *b64url(const void *data, size_t n)
 /* A correctly signed envelope with any protected header text and extra outer members,
  * so that what is refused is refused for its header, not for its signature. */
 static char *envelope(const struct jwk *key, const char *protected_json, const char *payload,
-		      const char *extra)
+                      const char *extra)
 {
 	char *p = b64url(protected_json, strlen(protected_json));
 	char *q = b64url(payload, strlen(payload));
@@ -91,8 +92,8 @@ static char *envelope(const struct jwk *key, const char *protected_json, const c
 	size = strlen(p) + strlen(q) + strlen(s) + strlen(extra) + 64;
 	out = malloc(size);
 	assert_non_null(out);
-	snprintf(out, size, "{\"payload\":\"%s\",\"protected\":\"%s\",\"signature\":\"%s\"%s}", q, p,
-		 s, extra);
+	snprintf(out, size, "{\"payload\":\"%s\",\"protected\":\"%s\",\"signature\":\"%s\"%s}", q,
+	         p, s, extra);
 	free(p);
 	free(q);
 	free(s);
@@ -121,7 +122,7 @@ static void check_refused(const char *text, size_t max_len, int want, const char
 }
 
 static void check_refused_header(const struct keys *k, const char *prot, const char *extra,
-				 int want, const char *message)
+                                 int want, const char *message)
 {
 	char *text = envelope(&k->school, prot, "{}", extra);
 
@@ -187,12 +188,14 @@ static void test_rfc8037_a4(void **state)
 	struct jws j;
 	size_t len;
 
+	(void)state;
 	assert_int_equal(jwk_parse(&key, RFC_PRIVATE, strlen(RFC_PRIVATE), err, sizeof(err)), 0);
 	assert_int_equal(jws_sign(&key, NULL, RFC_PAYLOAD, strlen(RFC_PAYLOAD), &text, &len, err,
-				  sizeof(err)),
-			 0);
-	assert_string_equal(text, "{\"payload\":\"" RFC_PAYLOAD_B64 "\",\"protected\":\"" RFC_PROTECTED
-				  "\",\"signature\":\"" RFC_SIGNATURE "\"}");
+	                          sizeof(err)),
+	                 0);
+	assert_string_equal(text,
+	                    "{\"payload\":\"" RFC_PAYLOAD_B64 "\",\"protected\":\"" RFC_PROTECTED
+	                    "\",\"signature\":\"" RFC_SIGNATURE "\"}");
 	/* our policy needs a kid, so the RFC's JWS is well signed but refused */
 	check_refused(text, 0, -EBADMSG, "protected header: no \"kid\"");
 	free(text);
@@ -203,9 +206,9 @@ static void test_rfc8037_a4(void **state)
 	assert_non_null(j.signing_input);
 	j.signing_input_len = strlen(j.signing_input);
 	assert_int_equal(sodium_base642bin(j.signature, 64, RFC_SIGNATURE, strlen(RFC_SIGNATURE),
-					   NULL, &len, NULL,
-					   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-			 0);
+	                                   NULL, &len, NULL,
+	                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+	                 0);
 	assert_int_equal(len, 64);
 	assert_int_equal(jws_verify(&j, &key, err, sizeof(err)), 0);
 	j.signature[10] ^= 1;
@@ -221,9 +224,8 @@ static void test_tampering(void **state)
 	struct jws j;
 	size_t len;
 
-	assert_int_equal(jws_sign(&k->school, KID, "{\"victims\":1}", 13, &text, &len, err,
-				  sizeof(err)),
-			 0);
+	assert_int_equal(
+	        jws_sign(&k->school, KID, "{\"victims\":1}", 13, &text, &len, err, sizeof(err)), 0);
 
 	/* payload: another well-formed payload under the old signature */
 	forged = strdup(text);
@@ -239,13 +241,14 @@ static void test_tampering(void **state)
 
 	/* protected: same kid, one more member */
 	p = b64url("{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"typ\":\"x\"}",
-		   strlen("{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"typ\":\"x\"}"));
+	           strlen("{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"typ\":\"x\"}"));
 	forged = malloc(len + strlen(p) + 1);
 	assert_non_null(forged);
 	{
 		char *start = strstr(text, "\"protected\":\"") + 13, *end = strchr(start, '"');
 
-		snprintf(forged, len + strlen(p) + 1, "%.*s%s%s", (int)(start - text), text, p, end);
+		snprintf(forged, len + strlen(p) + 1, "%.*s%s%s", (int)(start - text), text, p,
+		         end);
 	}
 	free(p);
 	assert_int_equal(parse_str(&j, forged, err, sizeof(err)), 0);
@@ -291,7 +294,7 @@ static void test_wrong_key_and_kid(void **state)
 	/* the right key under another kid */
 	assert_int_equal(jws_verify(&j, &k->renamed, err, sizeof(err)), -EKEYREJECTED);
 	assert_string_equal(err, "kid does not match the key: the JWS names \"" KID
-				 "\", the key is \"2165000999\"");
+	                         "\", the key is \"2165000999\"");
 	jws_release(&j);
 
 	/* verifying nothing */
@@ -305,20 +308,19 @@ static void test_sign_errors(void **state)
 	const struct keys *k = *state;
 	char err[512] = "", *text = NULL;
 
-	assert_int_equal(jws_sign(&k->renamed, "2165000999", "{}", 2, &text, NULL, err,
-				  sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+	        jws_sign(&k->renamed, "2165000999", "{}", 2, &text, NULL, err, sizeof(err)),
+	        -EINVAL);
 	assert_non_null(strstr(err, "no private part"));
 	assert_int_equal(jws_sign(&k->school, "bad kid", "{}", 2, &text, NULL, err, sizeof(err)),
-			 -EINVAL);
+	                 -EINVAL);
 	assert_non_null(strstr(err, "kid \"bad kid\""));
-	assert_int_equal(jws_sign(&k->school, "2165000999", "{}", 2, &text, NULL, err,
-				  sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(jws_sign(&k->school, "2165000999", "{}", 2, &text, NULL, err, sizeof(err)),
+	                 -EINVAL);
 	assert_non_null(strstr(err, "is not the key's kid"));
-	assert_int_equal(jws_sign(&k->school, KID, "", JWS_TEXT_MAX_DEFAULT, &text, NULL, err,
-				  sizeof(err)),
-			 -EMSGSIZE);
+	assert_int_equal(
+	        jws_sign(&k->school, KID, "", JWS_TEXT_MAX_DEFAULT, &text, NULL, err, sizeof(err)),
+	        -EMSGSIZE);
 	assert_null(text);
 	/* a key without a kid signs under any valid kid */
 	assert_int_equal(jws_sign(&k->nokid, "x", "{}", 2, &text, NULL, err, sizeof(err)), 0);
@@ -330,7 +332,7 @@ static void test_sign_size_limit(void **state)
 	const struct keys *k = *state;
 	/* the largest payload whose JWS fits: the frame, protected, signature, payload */
 	size_t fixed = strlen("{\"payload\":\"\",\"protected\":\"\",\"signature\":\"\"}") +
-		       B64(strlen(PROT)) - 1 + 86;
+	               B64(strlen(PROT)) - 1 + 86;
 	size_t n = (JWS_TEXT_MAX_DEFAULT - fixed) / 4 * 3;
 	char err[512] = "", *text = NULL;
 	unsigned char *p = calloc(1, n + 3);
@@ -345,7 +347,7 @@ static void test_sign_size_limit(void **state)
 	jws_release(&j);
 	free(text);
 	assert_int_equal(jws_sign(&k->school, KID, p, n + 3, &text, &len, err, sizeof(err)),
-			 -EMSGSIZE);
+	                 -EMSGSIZE);
 	free(p);
 }
 
@@ -370,13 +372,13 @@ static void test_envelope_rejections(void **state)
 	check_refused("null", 0, -EBADMSG, "envelope is not a JSON object");
 	check_refused("{}", 0, -EBADMSG, "envelope: no \"protected\" member");
 	check_refused("{\"protected\":\"e30\",\"payload\":\"e30\"}", 0, -EBADMSG,
-		      "envelope: no \"signature\" member");
+	              "envelope: no \"signature\" member");
 	check_refused("{\"protected\":\"e30\",\"signature\":\"e30\"}", 0, -EBADMSG,
-		      "envelope: no \"payload\" member");
+	              "envelope: no \"payload\" member");
 	check_refused("{\"protected\":\"e30\",\"payload\":1,\"signature\":\"e30\"}", 0, -EBADMSG,
-		      "envelope: \"payload\" is not a string");
+	              "envelope: \"payload\" is not a string");
 	check_refused("{\"protected\":{},\"payload\":\"e30\",\"signature\":\"e30\"}", 0, -EBADMSG,
-		      "envelope: \"protected\" is not a string");
+	              "envelope: \"protected\" is not a string");
 
 	/* trailing data, unknown and duplicate members */
 	t = malloc(n + 200);
@@ -459,10 +461,10 @@ static void test_envelope_rejections(void **state)
 }
 
 static const char *env3(char *out, size_t size, const char *prot, const char *payload,
-			const char *sig)
+                        const char *sig)
 {
-	snprintf(out, size, "{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":\"%s\"}",
-		 prot, payload, sig);
+	snprintf(out, size, "{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":\"%s\"}", prot,
+	         payload, sig);
 	return out;
 }
 
@@ -492,7 +494,7 @@ static void test_base64url_strictness(void **state)
 
 		snprintf(padded, sizeof(padded), "%s=", q);
 		check_refused(ENV(p, padded, sig), 0, -EBADMSG,
-			      "envelope: \"payload\" is not unpadded base64url");
+		              "envelope: \"payload\" is not unpadded base64url");
 		snprintf(spaced, sizeof(spaced), "%.4s %s", q, q + 4);
 		check_refused(ENV(p, spaced, sig), 0, -EBADMSG, "\"payload\" is not unpadded");
 		snprintf(nl, sizeof(nl), "%.4s\\n%s", q, q + 4);
@@ -517,13 +519,14 @@ static void test_base64url_strictness(void **state)
 
 		snprintf(padded, sizeof(padded), "%s=", p);
 		check_refused(ENV(padded, q, sig), 0, -EBADMSG,
-			      "envelope: \"protected\" is not unpadded base64url");
+		              "envelope: \"protected\" is not unpadded base64url");
 	}
 	{
 		char s2[100];
 
 		snprintf(s2, sizeof(s2), "%s==", sig);
-		check_refused(ENV(p, q, s2), 0, -EBADMSG, "\"signature\" is not unpadded base64url of 64");
+		check_refused(ENV(p, q, s2), 0, -EBADMSG,
+		              "\"signature\" is not unpadded base64url of 64");
 		s2[84] = '\0'; /* 63 bytes */
 		check_refused(ENV(p, q, s2), 0, -EBADMSG, "of 64 bytes");
 		memset(s2, 'A', 88);
@@ -544,16 +547,16 @@ static void test_base64url_strictness(void **state)
 static void test_header_rejections(void **state)
 {
 	static const char *bad_algs[] = {
-		"none", "None", "NONE", "eddsa", "EDDSA", "EdDsa", "EdDSA ", " EdDSA", "HS256",
-		"RS256", "ES256", "Ed25519", "",
+	        "none",   "None",  "NONE",  "eddsa", "EDDSA",   "EdDsa", "EdDSA ",
+	        " EdDSA", "HS256", "RS256", "ES256", "Ed25519", "",
 	};
 	const struct keys *k = *state;
 	char prot[256], want[128], kid65[66];
 
 	for (size_t i = 0; i < sizeof(bad_algs) / sizeof(bad_algs[0]); i++) {
 		snprintf(prot, sizeof(prot), "{\"alg\":\"%s\",\"kid\":\"" KID "\"}", bad_algs[i]);
-		snprintf(want, sizeof(want), "protected header: alg \"%s\" is not allowed, only EdDSA",
-			 bad_algs[i]);
+		snprintf(want, sizeof(want),
+		         "protected header: alg \"%s\" is not allowed, only EdDSA", bad_algs[i]);
 		check_refused_header(k, prot, "", -EPERM, want);
 	}
 	{
@@ -561,82 +564,89 @@ static void test_header_rejections(void **state)
 		const char *none = "{\"alg\":\"none\",\"kid\":\"" KID "\"}";
 		char *p = b64url(none, strlen(none)), text[256];
 
-		snprintf(text, sizeof(text), "{\"payload\":\"e30\",\"protected\":\"%s\",\"signature\":\"\"}",
-			 p);
+		snprintf(text, sizeof(text),
+		         "{\"payload\":\"e30\",\"protected\":\"%s\",\"signature\":\"\"}", p);
 		check_refused(text, 0, -EPERM, "protected header: alg \"none\" is not allowed");
 		free(p);
 	}
-	check_refused_header(k, "{\"kid\":\"" KID "\"}", "", -EBADMSG, "protected header: no \"alg\"");
+	check_refused_header(k, "{\"kid\":\"" KID "\"}", "", -EBADMSG,
+	                     "protected header: no \"alg\"");
 	check_refused_header(k, "{\"alg\":null,\"kid\":\"" KID "\"}", "", -EBADMSG,
-			     "protected header: \"alg\" is not a string");
+	                     "protected header: \"alg\" is not a string");
 	check_refused_header(k, "{\"alg\":[\"EdDSA\"],\"kid\":\"" KID "\"}", "", -EBADMSG,
-			     "\"alg\" is not a string");
+	                     "\"alg\" is not a string");
 	/* the unprotected header cannot supply alg or kid */
-	check_refused_header(k, "{\"kid\":\"" KID "\"}", ",\"header\":{\"alg\":\"EdDSA\"}", -EBADMSG,
-			     "protected header: no \"alg\"");
+	check_refused_header(k, "{\"kid\":\"" KID "\"}", ",\"header\":{\"alg\":\"EdDSA\"}",
+	                     -EBADMSG, "protected header: no \"alg\"");
 	check_refused_header(k, "{\"alg\":\"EdDSA\"}", ",\"header\":{\"kid\":\"" KID "\"}",
-			     -EBADMSG, "protected header: no \"kid\"");
-	check_refused_header(k, "{\"alg\":\"EdDSA\"}", "", -EBADMSG, "protected header: no \"kid\"");
+	                     -EBADMSG, "protected header: no \"kid\"");
+	check_refused_header(k, "{\"alg\":\"EdDSA\"}", "", -EBADMSG,
+	                     "protected header: no \"kid\"");
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":2165000123}", "", -EBADMSG,
-			     "protected header: \"kid\" is not a string");
+	                     "protected header: \"kid\" is not a string");
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":null}", "", -EBADMSG,
-			     "\"kid\" is not a string");
+	                     "\"kid\" is not a string");
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"\"}", "", -EBADMSG,
-			     "protected header: kid \"\" is not 1 to 64 characters");
+	                     "protected header: kid \"\" is not 1 to 64 characters");
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"../etc\"}", "", -EBADMSG,
-			     "kid \"../etc\" is not");
+	                     "kid \"../etc\" is not");
 	memset(kid65, '1', 65);
 	kid65[65] = '\0';
 	snprintf(prot, sizeof(prot), "{\"alg\":\"EdDSA\",\"kid\":\"%s\"}", kid65);
 	check_refused_header(k, prot, "", -EBADMSG, "is not 1 to 64 characters");
 
 	/* extensions */
-	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"crit\":[\"exp\"],\"exp\":1}",
-			     "", -EBADMSG,
-			     "protected header: \"crit\" is present, but no extension is understood");
+	check_refused_header(
+	        k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"crit\":[\"exp\"],\"exp\":1}", "",
+	        -EBADMSG, "protected header: \"crit\" is present, but no extension is understood");
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"crit\":[]}", "", -EBADMSG,
-			     "\"crit\" is present");
-	check_refused_header(k,
-			     "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"b64\":false,\"crit\":[\"b64\"]}",
-			     "", -EBADMSG, "\"crit\" is present");
-	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"b64\":true}", "", -EBADMSG,
-			     "protected header: \"b64\" (RFC 7797 unencoded payload) is not supported");
+	                     "\"crit\" is present");
+	check_refused_header(
+	        k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"b64\":false,\"crit\":[\"b64\"]}", "",
+	        -EBADMSG, "\"crit\" is present");
+	check_refused_header(
+	        k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"b64\":true}", "", -EBADMSG,
+	        "protected header: \"b64\" (RFC 7797 unencoded payload) is not supported");
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\"}",
-			     ",\"header\":{\"crit\":[\"exp\"]}", -EBADMSG,
-			     "unprotected header: \"crit\" is present");
-	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\"}", ",\"header\":{\"b64\":true}",
-			     -EBADMSG, "unprotected header: \"b64\"");
+	                     ",\"header\":{\"crit\":[\"exp\"]}", -EBADMSG,
+	                     "unprotected header: \"crit\" is present");
+	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\"}",
+	                     ",\"header\":{\"b64\":true}", -EBADMSG, "unprotected header: \"b64\"");
 
 	/* overlap between the two headers */
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\"}",
-			     ",\"header\":{\"kid\":\"" KID "\"}", -EBADMSG,
-			     "header: \"kid\" is in both the protected and the unprotected header");
+	                     ",\"header\":{\"kid\":\"" KID "\"}", -EBADMSG,
+	                     "header: \"kid\" is in both the protected and the unprotected header");
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"typ\":\"x\"}",
-			     ",\"header\":{\"typ\":\"y\"}", -EBADMSG, "\"typ\" is in both");
+	                     ",\"header\":{\"typ\":\"y\"}", -EBADMSG, "\"typ\" is in both");
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\"}",
-			     ",\"header\":{\"x\":1,\"x\":2}", -EBADMSG, "duplicate member \"x\"");
+	                     ",\"header\":{\"x\":1,\"x\":2}", -EBADMSG, "duplicate member \"x\"");
 
 	/* the protected header must be one JSON object */
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"alg\":\"EdDSA\",\"kid\":\"" KID "\"}", "",
-			     -EBADMSG, "protected header is not valid JSON: duplicate member \"alg\"");
+	                     -EBADMSG,
+	                     "protected header is not valid JSON: duplicate member \"alg\"");
 	check_refused_header(k, "{\"alg\":\"none\",\"alg\":\"EdDSA\",\"kid\":\"" KID "\"}", "",
-			     -EBADMSG, "duplicate member \"alg\"");
-	check_refused_header(k, "[\"EdDSA\"]", "", -EBADMSG, "protected header is not a JSON object");
+	                     -EBADMSG, "duplicate member \"alg\"");
+	check_refused_header(k, "[\"EdDSA\"]", "", -EBADMSG,
+	                     "protected header is not a JSON object");
 	check_refused_header(k, "\"EdDSA\"", "", -EBADMSG, "protected header is not a JSON object");
 	check_refused_header(k, "", "", -EBADMSG, "protected header is not valid JSON");
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\"} x", "", -EBADMSG,
-			     "protected header is not valid JSON");
-	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"x\":\"\xff\"}", "", -EBADMSG,
-			     "invalid UTF-8");
+	                     "protected header is not valid JSON");
+	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"x\":\"\xff\"}", "",
+	                     -EBADMSG, "invalid UTF-8");
 	check_refused_header(k, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"x\":\"\\ud800\"}", "",
-			     -EBADMSG, "surrogate");
+	                     -EBADMSG, "surrogate");
 	{
 		char *big = malloc(JWS_PROTECTED_MAX + 64);
 
 		assert_non_null(big);
-		snprintf(big, JWS_PROTECTED_MAX + 64, "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"x\":\"%*s\"}",
-			 JWS_PROTECTED_MAX, "");
-		check_refused_header(k, big, "", -EBADMSG, "protected header longer than 4096 bytes");
+		snprintf(big, JWS_PROTECTED_MAX + 64,
+		         "{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"x\":\"%*s\"}", JWS_PROTECTED_MAX,
+		         "");
+		check_refused_header(k, big, "", -EBADMSG,
+		                     "protected header longer than 4096 bytes");
 		free(big);
 	}
 }
@@ -644,12 +654,13 @@ static void test_header_rejections(void **state)
 static void test_header_tolerated(void **state)
 {
 	const char *cases[][2] = {
-		{"{\"kid\":\"" KID "\",\"alg\":\"EdDSA\"}", ""},
-		{"{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"typ\":\"JOSE+JSON\",\"cty\":\"json\"}", ""},
-		{"{\"alg\":\"EdDSA\",\"kid\":\"" KID "\"}", ",\"header\":{\"note\":\"unsigned\"}"},
-		{"{\"alg\":\"EdDSA\",\"kid\":\"" KID "\"}", ",\"header\":{}"},
-		{" { \"alg\" : \"EdDSA\" ,\n \"kid\" : \"" KID "\" } ", ""},
-		{"{\"alg\":\"Ed\\u0044SA\",\"kid\":\"" KID "\"}", ""},
+	        {"{\"kid\":\"" KID "\",\"alg\":\"EdDSA\"}", ""},
+	        {"{\"alg\":\"EdDSA\",\"kid\":\"" KID "\",\"typ\":\"JOSE+JSON\",\"cty\":\"json\"}",
+	         ""},
+	        {"{\"alg\":\"EdDSA\",\"kid\":\"" KID "\"}", ",\"header\":{\"note\":\"unsigned\"}"},
+	        {"{\"alg\":\"EdDSA\",\"kid\":\"" KID "\"}", ",\"header\":{}"},
+	        {" { \"alg\" : \"EdDSA\" ,\n \"kid\" : \"" KID "\" } ", ""},
+	        {"{\"alg\":\"Ed\\u0044SA\",\"kid\":\"" KID "\"}", ""},
 	};
 	const struct keys *k = *state;
 	char err[512] = "";
@@ -684,7 +695,7 @@ static void test_envelope_layout(void **state)
 	pretty = malloc(size);
 	assert_non_null(pretty);
 	snprintf(pretty, size, "{\n  %.*s,\n  %.*s,\n  %.*s\n}\n", (int)(strchr(c, '}') - c), c,
-		 (int)(b - a - 1), a, (int)(c - b - 1), b);
+	         (int)(b - a - 1), a, (int)(c - b - 1), b);
 	assert_int_equal(parse_str(&j, pretty, err, sizeof(err)), 0);
 	assert_int_equal(jws_verify(&j, &k->school, err, sizeof(err)), 0);
 	jws_release(&j);
@@ -695,17 +706,17 @@ static void test_envelope_layout(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trips),
-		cmocka_unit_test(test_rfc8037_a4),
-		cmocka_unit_test(test_tampering),
-		cmocka_unit_test(test_wrong_key_and_kid),
-		cmocka_unit_test(test_sign_errors),
-		cmocka_unit_test(test_sign_size_limit),
-		cmocka_unit_test(test_envelope_rejections),
-		cmocka_unit_test(test_base64url_strictness),
-		cmocka_unit_test(test_header_rejections),
-		cmocka_unit_test(test_header_tolerated),
-		cmocka_unit_test(test_envelope_layout),
+	        cmocka_unit_test(test_round_trips),
+	        cmocka_unit_test(test_rfc8037_a4),
+	        cmocka_unit_test(test_tampering),
+	        cmocka_unit_test(test_wrong_key_and_kid),
+	        cmocka_unit_test(test_sign_errors),
+	        cmocka_unit_test(test_sign_size_limit),
+	        cmocka_unit_test(test_envelope_rejections),
+	        cmocka_unit_test(test_base64url_strictness),
+	        cmocka_unit_test(test_header_rejections),
+	        cmocka_unit_test(test_header_tolerated),
+	        cmocka_unit_test(test_envelope_layout),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

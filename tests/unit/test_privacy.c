@@ -1,4 +1,5 @@
 /* Unit tests for common/privacy. */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -453,6 +454,96 @@ static void test_linear(void **state)
 	free(s);
 }
 
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *s;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	s = malloc((size_t)n + 1);
+	assert_non_null(s);
+	assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+	s[n] = '\0';
+	fclose(f);
+	return s;
+}
+
+/* The example returns in tests/data/returns/<form>/ (run from the repo root): good-* have
+ * no personal data, bad-privacy-* have exactly the "privacy" lines of their .expect. */
+static void test_tree_example_returns(void **state)
+{
+	static const char *const forms[] = {"screening", "incident", "rectification", "summary"};
+	int checked = 0;
+
+	(void)state;
+	for (size_t f = 0; f < ARRAY_SIZE(forms); f++) {
+		char dirpath[256], path[512];
+		struct dirent *de;
+		DIR *dir;
+
+		snprintf(dirpath, sizeof(dirpath), "tests/data/returns/%s", forms[f]);
+		dir = opendir(dirpath);
+		if (!dir) {
+			print_message("skipping %s: not there yet\n", dirpath);
+			continue;
+		}
+		while ((de = readdir(dir))) {
+			size_t len = strlen(de->d_name);
+			int good = strncmp(de->d_name, "good-", 5) == 0;
+			int bad = strncmp(de->d_name, "bad-privacy-", 12) == 0;
+			char got[2048] = "", want[2048] = "", *text, *expect;
+			struct errlist errs;
+			size_t n = 0, m = 0;
+			cJSON *data;
+
+			if ((!good && !bad) || len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dirpath, de->d_name);
+			text = read_text(path);
+			assert_non_null(text);
+			data = cJSON_Parse(text);
+			free(text);
+			if (!data)
+				fail_msg("%s does not parse", path);
+			errlist_init(&errs);
+			n = (size_t)privacy_check(data, &errs);
+			assert_int_equal(n, errs.count);
+			n = 0;
+			for (size_t i = 0; i < errs.count; i++)
+				n += (size_t)snprintf(got + n, sizeof(got) - n, "%s %s\n",
+						      errs.entries[i].pointer, errs.entries[i].keyword);
+			if (bad) {
+				snprintf(path + strlen(path) - 5, 8, ".expect");
+				expect = read_text(path);
+				assert_non_null(expect);
+				for (const char *line = expect; *line;) {
+					const char *nl = strchr(line, '\n');
+					size_t l = nl ? (size_t)(nl - line) : strlen(line);
+					const char *sp = memchr(line, ' ', l);
+
+					if (sp && strncmp(sp + 1, "privacy", 7) == 0)
+						m += (size_t)snprintf(want + m, sizeof(want) - m,
+								      "%.*s\n", (int)l, line);
+					line += l + (nl ? 1 : 0);
+				}
+				free(expect);
+			}
+			if (strcmp(got, want) != 0)
+				fail_msg("%s: expected\n%sgot\n%s", path, want, got);
+			errlist_release(&errs);
+			cJSON_Delete(data);
+			checked++;
+		}
+		closedir(dir);
+	}
+	print_message("checked %d example returns\n", checked);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_tree_deep_and_full),
 		cmocka_unit_test(test_long_member_name_pointer),
 		cmocka_unit_test(test_linear),
+		cmocka_unit_test(test_tree_example_returns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

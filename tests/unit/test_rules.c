@@ -284,7 +284,7 @@ static void test_message_and_pointer(void **state)
 		{"1", ">", "1", "(1 <= 1)"},
 		{"{\"const\": \"2024-05-01\"}", ">=", "{\"const\": \"2024-05-02\"}",
 		 "(\"2024-05-01\" < \"2024-05-02\")"},
-		{"\"/missing\"", "==", "{\"const\": \"a\\\"b\"}", "(null != \"a\\\"b\")"},
+		{"null", "==", "{\"const\": \"a\\\"b\"}", "(null != \"a\\\"b\")"},
 		{"{\"const\": [1, {\"k\": \"v\"}]}", "!=", "{\"const\": [1, {\"k\": \"v\"}]}",
 		 "([1, {\"k\": \"v\"}] == [1, {\"k\": \"v\"}])"},
 		{"{\"const\": \"x\"}", "in", "{\"const\": [\"a\", \"b\"]}",
@@ -750,17 +750,19 @@ static void test_compile_limits(void **state)
 	cJSON_Delete(arr);
 
 	/* long ids and messages */
-	{
-		char big[1024];
-		int n = snprintf(big, sizeof(big), "[{\"id\": \"");
+	for (int len = RULES_ID_MAX; len <= RULES_ID_MAX + 1; len++) {
+		char big[1024], id_text[RULES_ID_MAX + 2];
 
-		memset(big + n, 'a', RULES_ID_MAX + 1);
-		snprintf(big + n + RULES_ID_MAX + 1, sizeof(big) - n - RULES_ID_MAX - 1,
-			 "\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]");
-		compile_fails(big, "id longer than 64 bytes");
-		big[n + RULES_ID_MAX] = '"'; /* exactly RULES_ID_MAX: fine */
-		memmove(big + n + RULES_ID_MAX, big + n + RULES_ID_MAX + 1, strlen(big + n + RULES_ID_MAX));
-		rules_free(compile_ok(big));
+		memset(id_text, 'a', (size_t)len);
+		id_text[len] = '\0';
+		snprintf(big, sizeof(big),
+			 "[{\"id\": \"%s\", \"left\": 1, \"op\": \"==\", \"right\": 1, "
+			 "\"message\": \"m\"}]",
+			 id_text);
+		if (len == RULES_ID_MAX)
+			rules_free(compile_ok(big));
+		else
+			compile_fails(big, "id longer than 64 bytes");
 	}
 	{
 		char big[1024];

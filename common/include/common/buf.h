@@ -16,7 +16,8 @@ struct buf {
 	size_t max;	/* len may never exceed this */
 };
 
-/* An empty buffer that refuses to grow past max bytes. Allocates nothing. */
+/* An empty buffer that refuses to grow past max bytes (at most SIZE_MAX / 4). Allocates
+ * nothing. */
 void buf_init(struct buf *b, size_t max);
 /* Frees the contents; the buffer is empty and usable again with the same max. */
 void buf_release(struct buf *b);

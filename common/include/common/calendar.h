@@ -56,7 +56,7 @@
 #define CALENDAR_PHASES_MAX 32
 #define CALENDAR_FORMS_MAX 64
 #define CALENDAR_MONTHS_MAX 120
-#define CALENDAR_NAME_MAX 64 /* bytes in a campaign or form name, without the NUL */
+#define CALENDAR_NAME_MAX 64   /* bytes in a campaign or form name, without the NUL */
 #define CALENDAR_PERIOD_MAX 16 /* room for a period id ("2024-P1", "2024-05") and NUL */
 
 enum calendar_period_type {
@@ -87,7 +87,7 @@ struct calendar_due {
 int calendar_load_dir(const char *dir, struct calendar **ret, char *err, size_t errlen) WUR;
 int calendar_load_file(const char *path, struct calendar **ret, char *err, size_t errlen) WUR;
 int calendar_load_buffer(const char *text, size_t len, const char *name, struct calendar **ret,
-			 char *err, size_t errlen) WUR;
+                         char *err, size_t errlen) WUR;
 /* Accepts NULL. */
 void calendar_free(struct calendar *cal);
 
@@ -98,7 +98,7 @@ int calendar_utc_offset_min(const struct calendar *cal);
 int calendar_form_known(const struct calendar *cal, const char *form);
 /* -ENOENT for an unknown form. */
 int calendar_period_type(const struct calendar *cal, const char *form,
-			 enum calendar_period_type *ret) WUR;
+                         enum calendar_period_type *ret) WUR;
 /* For an event form, the name of the form member that gives its period (borrowed from
  * cal, e.g. "occurred_on"). -ENOENT for an unknown form, -EINVAL for another type. */
 int calendar_event_field(const struct calendar *cal, const char *form, const char **ret) WUR;
@@ -111,40 +111,39 @@ int calendar_event_field(const struct calendar *cal, const char *form, const cha
 int calendar_period_check(const struct calendar *cal, const char *form, const char *period) WUR;
 /* The first and last day of the period. */
 int calendar_period_dates(const struct calendar *cal, const char *form, const char *period,
-			  struct date *ret_start, struct date *ret_end) WUR;
+                          struct date *ret_start, struct date *ret_end) WUR;
 /* 1 when every school open during the period must file it, 0 when it is optional
  * (phases not in required_in, and every event period). */
-int calendar_period_required(const struct calendar *cal, const char *form,
-			     const char *period) WUR;
+int calendar_period_required(const struct calendar *cal, const char *form, const char *period) WUR;
 /* The due date, and the deadline: the first instant after the due local day. -ENODATA
  * for an event form (see calendar_event_timely). */
 int calendar_due_date(const struct calendar *cal, const char *form, const char *period,
-		      struct date *ret) WUR;
+                      struct date *ret) WUR;
 int calendar_deadline_ms(const struct calendar *cal, const char *form, const char *period,
-			 int64_t *ret_ms) WUR;
+                         int64_t *ret_ms) WUR;
 /* 1 if a return received at received_ms is on time (received_ms < the deadline), 0 if
  * late; -ENODATA for an event form. */
 int calendar_is_on_time(const struct calendar *cal, const char *form, const char *period,
-			int64_t received_ms) WUR;
+                        int64_t received_ms) WUR;
 /* The instant the period locks (see "expiry_days" above). */
 int calendar_expiry_ms(const struct calendar *cal, const char *form, const char *period,
-		       int64_t *ret_ms) WUR;
+                       int64_t *ret_ms) WUR;
 /* 1 if the period is locked by expiry at now_ms, else 0. */
 int calendar_is_expired(const struct calendar *cal, const char *form, const char *period,
-			int64_t now_ms) WUR;
+                        int64_t now_ms) WUR;
 
 /* The period id ("2024-05") of an event form for the date given by its period_from
  * member, into ret. -ENOENT for an unknown form, -EINVAL for a form that is not an
  * event form, -ERANGE for a date outside the form's months. (The event functions take
  * the period so that each campaign's own windows apply.) */
 int calendar_event_period(const struct calendar *cal, const char *form, const struct date *on,
-			  char ret[static CALENDAR_PERIOD_MAX]) WUR;
+                          char ret[static CALENDAR_PERIOD_MAX]) WUR;
 /* 1 if an event return of period is timely: reported_on <= discovered_on +
  * report_within_days and received_ms < the end of the local day reported_on +
  * receive_within_days; else 0. -EINVAL also for a form that is not an event form. */
 int calendar_event_timely(const struct calendar *cal, const char *form, const char *period,
-			  const struct date *discovered_on, const struct date *reported_on,
-			  int64_t received_ms) WUR;
+                          const struct date *discovered_on, const struct date *reported_on,
+                          int64_t received_ms) WUR;
 
 /* The returns a school must file (completeness denominators, the school agent's "due"):
  * every required period (phase and monthly forms) during which the school was open for
@@ -154,7 +153,7 @@ int calendar_event_timely(const struct calendar *cal, const char *form, const ch
  * by due date, then form, then period. *ret is caller-freed with free() (NULL when
  * *ret_count is 0). Returns 0, -EINVAL (closed_on before opened_on) or -ENOMEM. */
 int calendar_expected(const struct calendar *cal, const struct date *opened_on,
-		      const struct date *closed_on, const struct date *as_of,
-		      struct calendar_due **ret, size_t *ret_count) WUR;
+                      const struct date *closed_on, const struct date *as_of,
+                      struct calendar_due **ret, size_t *ret_count) WUR;
 
 #endif

@@ -19,7 +19,16 @@
  * Precedence: flags override the config file, which overrides the values the program
  * put in the targets before parsing (its defaults). config_parse() does the whole job
  * for a program that takes "--config FILE": it reads the flags, loads the file the flags
- * (or the default) name, then applies the flags again.
+ * (or the default) name, then applies the flags again. A program's main() does:
+ *
+ *	static struct hub_config cfg = {.port = 8443};  (the program's read-only config)
+ *	static const struct config_option options[] = {
+ *		{"config", CONFIG_STRING, &cfg.config, "read options from FILE", "FILE", 0, 0},
+ *		{"port", CONFIG_INTEGER, &cfg.port, "TCP port", NULL, 1, 65535},
+ *		{NULL, 0, NULL, NULL, NULL, 0, 0},
+ *	};
+ *	r = config_parse(options, "config", argc, argv, &next, err, sizeof(err));
+ *	... argv[next] is the first operand; at exit, config_release(options).
  *
  * Ownership: string and list targets are heap memory that the config owns: before parsing
  * a string target holds NULL or a malloc'd default, a list target NULL or a malloc'd

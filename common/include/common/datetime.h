@@ -34,12 +34,14 @@ void date_format(const struct date *d, char out[static 11]);
 int datetime_parse_date(const char *s, size_t len, struct date *ret) WUR;
 
 /* RFC 3339 date-time: "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)", 'T'/'Z' in either
- * case, a leap second (:60) accepted only at 23:59:60 UTC. Fractions below a millisecond
+ * case, a leap second (:60) accepted only at 23:59:60 UTC and read as 23:59:59.999 UTC
+ * (POSIX time has no leap seconds; it stays in its own day). Fractions below a millisecond
  * are dropped. ret_offset_min (may be NULL) receives the written offset. -EINVAL otherwise. */
 int datetime_parse_rfc3339(const char *s, size_t len, int64_t *ret_ms, int *ret_offset_min) WUR;
 
-/* "2024-05-03T09:12:00+08:00" (milliseconds appear only when not zero), into out of at
- * least DATETIME_RFC3339_MAX bytes. */
+/* "2024-05-03T09:12:00+08:00" (milliseconds appear only when not zero; offset 0 is "Z",
+ * and an offset beyond +-23:59 is ignored: UTC), into out of at least
+ * DATETIME_RFC3339_MAX bytes. */
 #define DATETIME_RFC3339_MAX 40
 void datetime_format_rfc3339(int64_t ms, int offset_min, char out[static DATETIME_RFC3339_MAX]);
 

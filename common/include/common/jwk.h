@@ -4,8 +4,8 @@
  *   private: the same plus "d", the 32-byte seed.
  * Parsing is strict: wrong kty/crv, bad base64url, wrong lengths, an x that is not a valid
  * Ed25519 point or does not match d, "use" other than "sig", "alg" other than "EdDSA",
- * duplicate members and text over JWK_TEXT_MAX bytes are refused; other members are
- * ignored (RFC 7517 section 4).
+ * a kid that fails jwk_kid_valid, duplicate members and text over JWK_TEXT_MAX bytes are
+ * refused; other members are ignored (RFC 7517 section 4).
  * Saving is durable (temporary file, fsync, rename, fsync of the folder); a private key
  * file is created mode 0600 and loading one that group or others may access is refused.
  * Secrets are wiped from memory with sodium_memzero: call jwk_release on every struct jwk
@@ -17,9 +17,9 @@
 
 #include "common/macro.h"
 
-#define JWK_KID_MAX 64		/* bytes in a kid */
-#define JWK_TEXT_MAX 8192	/* bytes of JWK text accepted by jwk_parse and jwk_load */
-#define JWK_THUMBPRINT_SIZE 44	/* 43 base64url characters and the NUL */
+#define JWK_KID_MAX 64         /* bytes in a kid */
+#define JWK_TEXT_MAX 8192      /* bytes of JWK text accepted by jwk_parse and jwk_load */
+#define JWK_THUMBPRINT_SIZE 44 /* 43 base64url characters and the NUL */
 
 struct jwk {
 	unsigned char public_key[32];
@@ -29,7 +29,8 @@ struct jwk {
 };
 
 /* A kid is 1..JWK_KID_MAX characters of A-Z a-z 0-9 . _ : - (a school or county code,
- * a thumbprint). Returns 1 when kid is one, else 0. */
+ * a thumbprint). Returns 1 when kid is one, else 0. JWK_KID_RULE says so in messages. */
+#define JWK_KID_RULE "1 to 64 characters of A-Z a-z 0-9 . _ : -"
 int jwk_kid_valid(const char *kid);
 
 /* A new random key pair named kid (NULL or "" for none). -EINVAL with a message in err
@@ -62,8 +63,7 @@ int jwk_load(struct jwk *ret, const char *path, char *err, size_t errlen) WUR;
  * file in the same folder, fsync, rename, fsync of the folder. Mode 0600 when
  * with_private, else 0644. Negative errno with a message in err on failure; no temporary
  * file is left, and path is untouched unless only the final fsync of the folder failed. */
-int jwk_save(const struct jwk *k, int with_private, const char *path, char *err,
-	     size_t errlen) WUR;
+int jwk_save(const struct jwk *k, int with_private, const char *path, char *err, size_t errlen) WUR;
 
 /* Wipes the whole struct (secret included); k is then all zero. */
 void jwk_release(struct jwk *k);

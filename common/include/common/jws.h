@@ -34,8 +34,8 @@
 #include "common/macro.h"
 
 #define JWS_TEXT_MAX_DEFAULT (8u * 1024 * 1024) /* bytes of JWS text */
-#define JWS_PROTECTED_MAX 4096			/* bytes of decoded protected header */
-#define JWS_DEPTH_MAX 8				/* nesting of arrays and objects */
+#define JWS_PROTECTED_MAX 4096                  /* bytes of decoded protected header */
+#define JWS_DEPTH_MAX 8                         /* nesting of arrays and objects */
 #define JWS_VALUES_MAX 256 /* '{', '[' and ',' outside strings in the envelope */
 #define JWS_SIGNATURE_SIZE 64
 
@@ -56,10 +56,11 @@ void jws_release(struct jws *j);
 
 /* Checks the envelope of len bytes of text (no NUL needed) and decodes it into *ret,
  * written only on success; release it with jws_release. max_len 0 means
- * JWS_TEXT_MAX_DEFAULT. Does not check the signature: look the key up by ret->kid and
- * call jws_verify before trusting ret->payload. */
+ * JWS_TEXT_MAX_DEFAULT; above JSON_MAX_TEXT (common/json.h) it is capped by that.
+ * Does not check the signature: look the key up by ret->kid and call jws_verify before
+ * trusting ret->payload. */
 int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, char *err,
-	      size_t errlen) WUR;
+              size_t errlen) WUR;
 
 /* Checks j's signature with key's public key. -EKEYREJECTED when key has a kid that is
  * not j->kid, or when the signature does not verify. */
@@ -73,6 +74,6 @@ int jws_verify(const struct jws *j, const struct jwk *key, char *err, size_t err
  * the result would exceed JWS_TEXT_MAX_DEFAULT. Caller frees *ret_text with free();
  * *ret_len (may be NULL) receives its length without the NUL. */
 int jws_sign(const struct jwk *key, const char *kid, const void *payload, size_t payload_len,
-	     char **ret_text, size_t *ret_len, char *err, size_t errlen) WUR;
+             char **ret_text, size_t *ret_len, char *err, size_t errlen) WUR;
 
 #endif
