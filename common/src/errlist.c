@@ -51,6 +51,7 @@ int errlist_add(struct errlist *l, enum errlist_severity severity, const char *p
 	char message[ERRLIST_MESSAGE_MAX + 3]; /* 3 bytes to see past the cut */
 	va_list ap;
 	size_t cut;
+	int n;
 
 	if (severity == ERRLIST_ERROR)
 		l->errors++;
@@ -64,14 +65,18 @@ int errlist_add(struct errlist *l, enum errlist_severity severity, const char *p
 			return -ENOMEM;
 	}
 	va_start(ap, fmt);
-	vsnprintf(message, sizeof(message), fmt, ap);
+	n = vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
-	/* keep at most ERRLIST_MESSAGE_MAX - 1 bytes, cut at a UTF-8 character boundary:
-	 * messages end up in JSON answers */
-	cut = ERRLIST_MESSAGE_MAX - 1;
-	while (cut > 0 && ((unsigned char)message[cut] & 0xC0) == 0x80)
-		cut--;
-	message[cut] = '\0';
+	if (n < 0) {
+		message[0] = '\0';
+	} else if (n >= ERRLIST_MESSAGE_MAX) {
+		/* keep at most ERRLIST_MESSAGE_MAX - 1 bytes, cut at a UTF-8 character boundary:
+		 * messages end up in JSON answers */
+		cut = ERRLIST_MESSAGE_MAX - 1;
+		while (cut > 0 && ((unsigned char)message[cut] & 0xC0) == 0x80)
+			cut--;
+		message[cut] = '\0';
+	}
 
 	e = &l->entries[l->count];
 	e->severity = severity;

@@ -345,13 +345,15 @@ static void test_grow_byte_by_byte(void **state)
 	buf_release(&b);
 }
 
-/* A maximum of SIZE_MAX means "no limit of our own": growth must still be correct. */
+/* A maximum of SIZE_MAX ("no limit of our own") is capped, and growth is still correct. */
 static void test_max_unlimited(void **state)
 {
 	struct buf b;
 
 	(void)state;
 	buf_init(&b, SIZE_MAX);
+	assert_true(b.max <= SIZE_MAX / 4); /* buf.h: a maximum is at most SIZE_MAX / 4 */
+	assert_true(b.max >= SIZE_MAX / 8);
 	assert_int_equal(buf_puts(&b, "abc"), 0);
 	assert_string_equal(b.data, "abc");
 	assert_true(b.alloc >= 4);
