@@ -53,8 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	doc = cJSON_GetObjectItemCaseSensitive(root, "data");
 	err[0] = '\0';
-	if (rules_compile(cJSON_GetObjectItemCaseSensitive(root, "rules"), err, sizeof(err),
-			  &rs) == 0) {
+	if (rules_compile(cJSON_GetObjectItemCaseSensitive(root, "rules"), err, sizeof(err), &rs) ==
+	    0) {
 		check_twice(rs, doc);
 		/* the rules do not borrow the schema: check the whole input as a document too */
 		check_twice(rs, root);
@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (cJSON_GetObjectItemCaseSensitive(root, "set") &&
 	    rules_compile_condition_set(cJSON_GetObjectItemCaseSensitive(root, "set"), err,
-					sizeof(err), &set) == 0) {
+	                                sizeof(err), &set) == 0) {
 		size_t n = rules_count_matching(set, doc);
 
 		if (n != rules_count_matching(set, doc))

@@ -162,8 +162,8 @@ static void skip_one_sep(struct cursor *c)
 	}
 }
 
-static void fill_match(enum privacy_kind kind, const struct cursor *start,
-		       const struct cursor *end, struct privacy_match *ret)
+static void fill_match(enum privacy_kind kind, const struct cursor *start, const struct cursor *end,
+                       struct privacy_match *ret)
 {
 	ret->kind = kind;
 	ret->offset = start->pos;
@@ -176,7 +176,8 @@ static void fill_match(enum privacy_kind kind, const struct cursor *start,
  * sum + c == 1 (mod 11), with X standing for 10. */
 static bool match_id(const struct cursor *start, struct privacy_match *ret)
 {
-	static const int weight[ID_LENGTH - 1] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+	static const int weight[ID_LENGTH - 1] = {7, 9, 10, 5,  8, 4, 2, 1, 6,
+	                                          3, 7, 9,  10, 5, 8, 4, 2};
 	struct cursor c = *start;
 	struct sym s;
 	int sum = 0, d, check;
@@ -307,7 +308,7 @@ static int frame_pointer(const struct frame *f, struct buf *b)
 }
 
 static int report(struct errlist *errs, const struct frame *f, const char *what,
-		  const struct privacy_match *m)
+                  const struct privacy_match *m)
 {
 	struct buf b;
 	int r = 0;
@@ -316,10 +317,11 @@ static int report(struct errlist *errs, const struct frame *f, const char *what,
 	if (errs->count < ERRLIST_MAX)
 		r = frame_pointer(f, &b);
 	if (r == 0)
-		r = errlist_add(errs, ERRLIST_ERROR, b.data ? b.data : "", "privacy",
-				"%s what looks like a %s (characters %zu-%zu); remove personal data",
-				what, privacy_kind_name(m->kind), m->char_offset + 1,
-				m->char_offset + m->char_length);
+		r = errlist_add(
+		        errs, ERRLIST_ERROR, b.data ? b.data : "", "privacy",
+		        "%s what looks like a %s (characters %zu-%zu); remove personal data", what,
+		        privacy_kind_name(m->kind), m->char_offset + 1,
+		        m->char_offset + m->char_length);
 	buf_release(&b);
 	return r;
 }
@@ -346,17 +348,17 @@ static int walk(const cJSON *node, const struct frame *f, int depth, struct errl
 		r = frame_pointer(f, &b);
 		if (r == 0)
 			r = errlist_add(errs, ERRLIST_ERROR, b.data ? b.data : "", "privacy",
-					"nested deeper than %d levels, too deep to check for "
-					"personal data",
-					PRIVACY_MAX_DEPTH);
+			                "nested deeper than %d levels, too deep to check for "
+			                "personal data",
+			                PRIVACY_MAX_DEPTH);
 		buf_release(&b);
 		return r < 0 ? r : 1;
 	}
 	for (const cJSON *c = node->child; c; c = c->next, i++) {
 		struct frame sub = {
-			.up = f,
-			.key = cJSON_IsObject(node) ? (c->string ? c->string : "") : NULL,
-			.index = i,
+		        .up = f,
+		        .key = cJSON_IsObject(node) ? (c->string ? c->string : "") : NULL,
+		        .index = i,
 		};
 
 		/* Reported at the object: the member's own pointer would repeat the name.

@@ -24,7 +24,7 @@
 
 enum operand_kind {
 	OPERAND_POINTER, /* into the document */
-	OPERAND_AT,	 /* into the current "each" element */
+	OPERAND_AT,      /* into the current "each" element */
 	OPERAND_LITERAL,
 	OPERAND_SUM,
 	OPERAND_LENGTH,
@@ -32,9 +32,9 @@ enum operand_kind {
 
 struct operand {
 	enum operand_kind kind;
-	char *pointer;		/* POINTER: "/a/b"; AT: what follows '@' ("" or "/a") */
-	cJSON *literal;		/* LITERAL: owned copy */
-	struct operand *terms;	/* SUM: nterms; LENGTH: one */
+	char *pointer;         /* POINTER: "/a/b"; AT: what follows '@' ("" or "/a") */
+	cJSON *literal;        /* LITERAL: owned copy */
+	struct operand *terms; /* SUM: nterms; LENGTH: one */
 	size_t nterms;
 };
 
@@ -56,17 +56,17 @@ static const struct {
 	const char *name;
 	const char *failed; /* between the two values when the test fails */
 } ops[] = {
-	[OP_LT] = {"<", ">="},
-	[OP_LE] = {"<=", ">"},
-	[OP_GT] = {">", "<="},
-	[OP_GE] = {">=", "<"},
-	[OP_EQ] = {"==", "!="},
-	[OP_NE] = {"!=", "=="},
-	[OP_IN] = {"in", "is not one of"},
-	[OP_NOT_IN] = {"not_in", "is one of"},
-	[OP_CONTAINS] = {"contains", "does not contain"},
-	[OP_NOT_CONTAINS] = {"not_contains", "contains"},
-	[OP_UNIQUE] = {"unique", "also at"},
+        [OP_LT] = {"<", ">="},
+        [OP_LE] = {"<=", ">"},
+        [OP_GT] = {">", "<="},
+        [OP_GE] = {">=", "<"},
+        [OP_EQ] = {"==", "!="},
+        [OP_NE] = {"!=", "=="},
+        [OP_IN] = {"in", "is not one of"},
+        [OP_NOT_IN] = {"not_in", "is one of"},
+        [OP_CONTAINS] = {"contains", "does not contain"},
+        [OP_NOT_CONTAINS] = {"not_contains", "contains"},
+        [OP_UNIQUE] = {"unique", "also at"},
 };
 
 struct condition {
@@ -117,7 +117,7 @@ static int PRINTF_LIKE(3, 4) cfail(const struct cerr *e, const char *part, const
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	snprintf(e->err, e->errlen, "%s%s%s%s%s", e->where, *e->where && *part ? ": " : "", part,
-		 *e->where || *part ? ": " : "", what);
+	         *e->where || *part ? ": " : "", what);
 	return -EINVAL;
 }
 
@@ -156,8 +156,7 @@ static bool pointer_valid(const char *p)
 }
 
 /* p is the pointer, written as shown (with its '@', if any). */
-static int check_pointer(const struct cerr *e, const char *part, const char *p,
-			 const char *shown)
+static int check_pointer(const struct cerr *e, const char *part, const char *p, const char *shown)
 {
 	if (strlen(p) > RULES_POINTER_MAX)
 		return cfail(e, part, "pointer longer than %d bytes", RULES_POINTER_MAX);
@@ -184,10 +183,10 @@ static const char *json_type_name(const cJSON *j)
 }
 
 static int compile_operand(const struct cerr *e, const char *part, const cJSON *j, bool in_each,
-			   int depth, struct operand *ret);
+                           int depth, struct operand *ret);
 
 static int compile_sum(const struct cerr *e, const char *part, const cJSON *terms, bool in_each,
-		       int depth, struct operand *o)
+                       int depth, struct operand *o)
 {
 	const cJSON *t;
 	size_t n = 0, i = 0;
@@ -195,8 +194,7 @@ static int compile_sum(const struct cerr *e, const char *part, const cJSON *term
 
 	if (!cJSON_IsArray(terms))
 		return cfail(e, part, "\"sum\" takes an array of operands");
-	cJSON_ArrayForEach(t, terms)
-		n++;
+	cJSON_ArrayForEach(t, terms) n++;
 	if (n == 0 || n > RULES_SUM_TERMS_MAX)
 		return cfail(e, part, "\"sum\" takes 1 to %d operands", RULES_SUM_TERMS_MAX);
 	o->terms = calloc(n, sizeof(*o->terms));
@@ -204,7 +202,8 @@ static int compile_sum(const struct cerr *e, const char *part, const cJSON *term
 		return -ENOMEM;
 	o->kind = OPERAND_SUM;
 	o->nterms = n; /* zeroed terms release safely */
-	cJSON_ArrayForEach(t, terms) {
+	cJSON_ArrayForEach(t, terms)
+	{
 		char sub[160];
 
 		snprintf(sub, sizeof(sub), "%s: sum[%zu]", part, i);
@@ -213,7 +212,7 @@ static int compile_sum(const struct cerr *e, const char *part, const cJSON *term
 			return r;
 		if (o->terms[i].kind == OPERAND_LITERAL && !cJSON_IsNumber(o->terms[i].literal))
 			return cfail(e, sub, "a sum adds numbers, not %s",
-				     json_type_name(o->terms[i].literal));
+			             json_type_name(o->terms[i].literal));
 		i++;
 	}
 	return 0;
@@ -221,7 +220,7 @@ static int compile_sum(const struct cerr *e, const char *part, const cJSON *term
 
 /* On failure *ret may hold parts: the caller releases it either way. */
 static int compile_operand(const struct cerr *e, const char *part, const cJSON *j, bool in_each,
-			   int depth, struct operand *ret)
+                           int depth, struct operand *ret)
 {
 	const cJSON *inner;
 	char sub[160];
@@ -237,14 +236,18 @@ static int compile_operand(const struct cerr *e, const char *part, const cJSON *
 			ret->kind = OPERAND_POINTER;
 		} else if (s[0] == '@') {
 			if (!in_each)
-				return cfail(e, part, "\"%s\" addresses an element, but there is no "
-					     "\"each\"", s);
+				return cfail(e, part,
+				             "\"%s\" addresses an element, but there is no "
+				             "\"each\"",
+				             s);
 			ret->kind = OPERAND_AT;
 			s++;
 		} else {
-			return cfail(e, part, "bad operand \"%s\": a string operand is a JSON "
-				     "Pointer (\"/...\" or \"@/...\"); write text as {\"const\": ...}",
-				     s);
+			return cfail(
+			        e, part,
+			        "bad operand \"%s\": a string operand is a JSON "
+			        "Pointer (\"/...\" or \"@/...\"); write text as {\"const\": ...}",
+			        s);
 		}
 		r = check_pointer(e, part, s, j->valuestring);
 		if (r < 0)
@@ -259,11 +262,12 @@ static int compile_operand(const struct cerr *e, const char *part, const cJSON *
 	}
 	if (!cJSON_IsObject(j))
 		return cfail(e, part, "bad operand: %s; write it as {\"const\": ...}",
-			     json_type_name(j));
+		             json_type_name(j));
 	inner = j->child;
 	if (!inner || inner->next)
-		return cfail(e, part, "bad operand: an object operand has exactly one member, "
-			     "\"const\", \"sum\" or \"length\"");
+		return cfail(e, part,
+		             "bad operand: an object operand has exactly one member, "
+		             "\"const\", \"sum\" or \"length\"");
 	if (strcmp(inner->string, "const") == 0) {
 		ret->kind = OPERAND_LITERAL;
 		ret->literal = cJSON_Duplicate(inner, true);
@@ -281,16 +285,18 @@ static int compile_operand(const struct cerr *e, const char *part, const cJSON *
 		r = compile_operand(e, sub, inner, in_each, depth + 1, &ret->terms[0]);
 		if (r < 0)
 			return r;
-		if (ret->terms[0].kind == OPERAND_LITERAL && !cJSON_IsArray(ret->terms[0].literal) &&
-		    !cJSON_IsObject(ret->terms[0].literal))
+		if (ret->terms[0].kind == OPERAND_LITERAL &&
+		    !cJSON_IsArray(ret->terms[0].literal) && !cJSON_IsObject(ret->terms[0].literal))
 			return cfail(e, sub, "a length is of an array or object, not %s",
-				     json_type_name(ret->terms[0].literal));
+			             json_type_name(ret->terms[0].literal));
 		if (ret->terms[0].kind == OPERAND_SUM || ret->terms[0].kind == OPERAND_LENGTH)
 			return cfail(e, sub, "a length is of an array or object, not a number");
 		return 0;
 	}
-	return cfail(e, part, "bad operand: unknown member \"%s\" (use \"const\", \"sum\" or "
-		     "\"length\")", inner->string);
+	return cfail(e, part,
+	             "bad operand: unknown member \"%s\" (use \"const\", \"sum\" or "
+	             "\"length\")",
+	             inner->string);
 }
 
 static bool operand_is_number(const struct operand *o)
@@ -314,9 +320,10 @@ static int check_shapes(const struct cerr *e, const char *part, const struct con
 
 			if (o->kind == OPERAND_LITERAL && !cJSON_IsNumber(o->literal) &&
 			    !cJSON_IsString(o->literal))
-				return cfail(e, part, "%s: \"%s\" compares numbers or strings, not %s",
-					     i ? "right" : "left", ops[c->op].name,
-					     json_type_name(o->literal));
+				return cfail(e, part,
+				             "%s: \"%s\" compares numbers or strings, not %s",
+				             i ? "right" : "left", ops[c->op].name,
+				             json_type_name(o->literal));
 		}
 		return 0;
 	case OP_IN:
@@ -324,14 +331,14 @@ static int check_shapes(const struct cerr *e, const char *part, const struct con
 		if ((r->kind == OPERAND_LITERAL && !cJSON_IsArray(r->literal)) ||
 		    operand_is_number(r))
 			return cfail(e, part, "right: \"%s\" needs an array on the right",
-				     ops[c->op].name);
+			             ops[c->op].name);
 		return 0;
 	case OP_CONTAINS:
 	case OP_NOT_CONTAINS:
 		if ((l->kind == OPERAND_LITERAL && !cJSON_IsArray(l->literal)) ||
 		    operand_is_number(l))
 			return cfail(e, part, "left: \"%s\" needs an array on the left",
-				     ops[c->op].name);
+			             ops[c->op].name);
 		return 0;
 	default:
 		return 0;
@@ -354,11 +361,12 @@ static bool name_in(const char *name, const char *const *names)
 }
 
 static int check_members(const struct cerr *e, const char *part, const cJSON *obj,
-			 const char *const *names)
+                         const char *const *names)
 {
 	const cJSON *m;
 
-	cJSON_ArrayForEach(m, obj) {
+	cJSON_ArrayForEach(m, obj)
+	{
 		if (!name_in(m->string, names) && !annotation(m->string))
 			return cfail(e, part, "unknown member \"%s\"", m->string);
 	}
@@ -373,9 +381,9 @@ enum test_role {
 
 /* left, op, right: the members of a condition or rule (NULL when missing). On failure
  * *ret may hold parts: the caller releases it either way. */
-static int compile_test(const struct cerr *e, const char *part, const cJSON *left,
-			const cJSON *op, const cJSON *right, bool in_each, enum test_role role,
-			struct condition *ret)
+static int compile_test(const struct cerr *e, const char *part, const cJSON *left, const cJSON *op,
+                        const cJSON *right, bool in_each, enum test_role role,
+                        struct condition *ret)
 {
 	char sub[160];
 	size_t i;
@@ -416,8 +424,8 @@ static int compile_test(const struct cerr *e, const char *part, const cJSON *lef
 }
 
 /* A condition of "when": {"left", "op", "right"}. */
-static int compile_condition(const struct cerr *e, const char *part, const cJSON *j,
-			     bool in_each, struct condition *ret)
+static int compile_condition(const struct cerr *e, const char *part, const cJSON *j, bool in_each,
+                             struct condition *ret)
 {
 	static const char *const members[] = {"left", "op", "right", NULL};
 	int r;
@@ -429,14 +437,14 @@ static int compile_condition(const struct cerr *e, const char *part, const cJSON
 	if (r < 0)
 		return r;
 	return compile_test(e, part, cJSON_GetObjectItemCaseSensitive(j, "left"),
-			    cJSON_GetObjectItemCaseSensitive(j, "op"),
-			    cJSON_GetObjectItemCaseSensitive(j, "right"),
-			    in_each, TEST_CONDITION, ret);
+	                    cJSON_GetObjectItemCaseSensitive(j, "op"),
+	                    cJSON_GetObjectItemCaseSensitive(j, "right"), in_each, TEST_CONDITION,
+	                    ret);
 }
 
 /* "when": one condition or an array of them. */
 static int compile_when(const struct cerr *e, const cJSON *when, bool in_each,
-			struct condition **ret_when, size_t *ret_n)
+                        struct condition **ret_when, size_t *ret_n)
 {
 	struct condition *c = NULL;
 	const cJSON *item;
@@ -452,11 +460,10 @@ static int compile_when(const struct cerr *e, const cJSON *when, bool in_each,
 	if (cJSON_IsObject(when)) {
 		n = 1;
 	} else if (cJSON_IsArray(when)) {
-		cJSON_ArrayForEach(item, when)
-			n++;
+		cJSON_ArrayForEach(item, when) n++;
 	} else {
 		return cfail(e, "when", "a condition or an array of conditions, not %s",
-			     json_type_name(when));
+		             json_type_name(when));
 	}
 	if (n > RULES_WHEN_MAX)
 		return cfail(e, "when", "more than %d conditions", RULES_WHEN_MAX);
@@ -471,7 +478,8 @@ static int compile_when(const struct cerr *e, const cJSON *when, bool in_each,
 		if (r < 0)
 			goto fail;
 	} else {
-		cJSON_ArrayForEach(item, when) {
+		cJSON_ArrayForEach(item, when)
+		{
 			snprintf(part, sizeof(part), "when[%zu]", i);
 			r = compile_condition(e, part, item, in_each, &c[i++]);
 			if (r < 0)
@@ -529,11 +537,10 @@ static bool id_valid(const char *id)
 
 /* On failure *ru may hold parts: the caller releases it either way. */
 static int compile_rule(struct cerr *e, const cJSON *j, const struct rule *done, size_t ndone,
-			struct rule *ru)
+                        struct rule *ru)
 {
-	static const char *const members[] = {"id",   "left",	     "op",	"right",
-					      "when", "each",	     "importance", "message",
-					      NULL};
+	static const char *const members[] = {"id",   "left",       "op",      "right", "when",
+	                                      "each", "importance", "message", NULL};
 	const cJSON *id, *imp, *msg;
 	struct buf kw;
 	int r;
@@ -552,8 +559,8 @@ static int compile_rule(struct cerr *e, const cJSON *j, const struct rule *done,
 		return cfail(e, "", "bad id \"%s\": only a-z, 0-9 and _", id->valuestring);
 	for (size_t i = 0; i < ndone; i++)
 		if (strcmp(done[i].id, id->valuestring) == 0)
-			return cfail(e, "", "duplicate id \"%s\" (also x-rules[%zu])", id->valuestring,
-				     i);
+			return cfail(e, "", "duplicate id \"%s\" (also x-rules[%zu])",
+			             id->valuestring, i);
 	r = check_members(e, "", j, members);
 	if (r < 0)
 		return r;
@@ -586,23 +593,25 @@ static int compile_rule(struct cerr *e, const cJSON *j, const struct rule *done,
 		if (cJSON_IsString(imp) && strcmp(imp->valuestring, "warning") == 0)
 			ru->severity = ERRLIST_WARNING;
 		else if (!cJSON_IsString(imp) || strcmp(imp->valuestring, "error") != 0)
-			return cfail(e, "", "unknown importance %s%s%s (use \"error\" or "
-				     "\"warning\")", cJSON_IsString(imp) ? "\"" : "",
-				     cJSON_IsString(imp) ? imp->valuestring : json_type_name(imp),
-				     cJSON_IsString(imp) ? "\"" : "");
+			return cfail(e, "",
+			             "unknown importance %s%s%s (use \"error\" or "
+			             "\"warning\")",
+			             cJSON_IsString(imp) ? "\"" : "",
+			             cJSON_IsString(imp) ? imp->valuestring : json_type_name(imp),
+			             cJSON_IsString(imp) ? "\"" : "");
 	}
 
 	r = compile_each(e, cJSON_GetObjectItemCaseSensitive(j, "each"), &ru->each);
 	if (r < 0)
 		return r;
 	r = compile_when(e, cJSON_GetObjectItemCaseSensitive(j, "when"), ru->each != NULL,
-			 &ru->when, &ru->nwhen);
+	                 &ru->when, &ru->nwhen);
 	if (r < 0)
 		return r;
 	return compile_test(e, "", cJSON_GetObjectItemCaseSensitive(j, "left"),
-			    cJSON_GetObjectItemCaseSensitive(j, "op"),
-			    cJSON_GetObjectItemCaseSensitive(j, "right"),
-			    ru->each != NULL, TEST_RULE, &ru->test);
+	                    cJSON_GetObjectItemCaseSensitive(j, "op"),
+	                    cJSON_GetObjectItemCaseSensitive(j, "right"), ru->each != NULL,
+	                    TEST_RULE, &ru->test);
 }
 
 int rules_compile(const cJSON *x_rules, char *err, size_t errlen, struct rules **ret_rules)
@@ -615,8 +624,7 @@ int rules_compile(const cJSON *x_rules, char *err, size_t errlen, struct rules *
 
 	if (x_rules && !cJSON_IsArray(x_rules))
 		return cfail(&e, "", "an array of rules, not %s", json_type_name(x_rules));
-	cJSON_ArrayForEach(j, x_rules)
-		n++;
+	cJSON_ArrayForEach(j, x_rules) n++;
 	if (n > RULES_MAX)
 		return cfail(&e, "", "more than %d rules", RULES_MAX);
 	rs = calloc(1, sizeof(*rs));
@@ -629,13 +637,14 @@ int rules_compile(const cJSON *x_rules, char *err, size_t errlen, struct rules *
 			goto fail;
 		}
 	}
-	cJSON_ArrayForEach(j, x_rules) {
+	cJSON_ArrayForEach(j, x_rules)
+	{
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
 		char where[RULES_ID_MAX + 40];
 
 		if (cJSON_IsString(id))
 			snprintf(where, sizeof(where), "x-rules[%zu] (\"%.*s\")", rs->count,
-				 RULES_ID_MAX, id->valuestring);
+			         RULES_ID_MAX, id->valuestring);
 		else
 			snprintf(where, sizeof(where), "x-rules[%zu]", rs->count);
 		e.where = where;
@@ -669,7 +678,7 @@ size_t rules_count(const struct rules *rs)
 }
 
 int rules_compile_condition_set(const cJSON *def, char *err, size_t errlen,
-				struct rules_condition_set **ret_set)
+                                struct rules_condition_set **ret_set)
 {
 	struct cerr e = {.err = err, .errlen = errlen, .where = ""};
 	struct rules_condition_set *set;
@@ -684,7 +693,7 @@ int rules_compile_condition_set(const cJSON *def, char *err, size_t errlen,
 	if (r < 0)
 		goto fail;
 	r = compile_when(&e, cJSON_GetObjectItemCaseSensitive(def, "when"), set->each != NULL,
-			 &set->when, &set->nwhen);
+	                 &set->when, &set->nwhen);
 	if (r < 0)
 		goto fail;
 	*ret_set = set;
@@ -818,8 +827,8 @@ static int json_equal(const cJSON *a, const cJSON *b, int depth)
 		/* Same order is the common case: then each lookup is one step. */
 		for (x = a->child, y = b->child; x; x = x->next, y = y ? y->next : NULL) {
 			const cJSON *m = y && strcmp(x->string, y->string) == 0
-						 ? y
-						 : cJSON_GetObjectItemCaseSensitive(b, x->string);
+			                         ? y
+			                         : cJSON_GetObjectItemCaseSensitive(b, x->string);
 
 			if (!m)
 				return 0;
@@ -880,7 +889,7 @@ static enum outcome compare(enum op op, const struct val *l, const struct val *r
 				return OUTCOME_NA;
 			c = l->num < r->num ? -1 : l->num > r->num;
 		} else if (l->kind == VAL_JSON && r->kind == VAL_JSON && cJSON_IsString(l->json) &&
-			   cJSON_IsString(r->json)) {
+		           cJSON_IsString(r->json)) {
 			c = strcmp(l->json->valuestring, r->json->valuestring);
 		} else {
 			return OUTCOME_NA;
@@ -921,7 +930,7 @@ static enum outcome compare(enum op op, const struct val *l, const struct val *r
 }
 
 static enum outcome eval_condition(const struct condition *c, const struct scope *s,
-				   struct val *ret_l, struct val *ret_r)
+                                   struct val *ret_l, struct val *ret_r)
 {
 	*ret_l = eval_operand(&c->left, s);
 	*ret_r = eval_operand(&c->right, s);
@@ -1075,7 +1084,7 @@ static int error_pointer(struct buf *b, const struct rule *ru, const cJSON *elem
 
 /* One failure; right_text, when not NULL, replaces the right value. */
 static int report(struct errlist *errs, const struct rule *ru, const cJSON *elem, size_t i,
-		  const struct val *l, const struct val *r, const char *right_text)
+                  const struct val *l, const struct val *r, const char *right_text)
 {
 	struct buf ptr, lt, rt;
 	int ret = 0;
@@ -1092,8 +1101,8 @@ static int report(struct errlist *errs, const struct rule *ru, const cJSON *elem
 		ret = right_text ? 0 : render_val(&rt, r);
 	if (ret == 0)
 		ret = errlist_add(errs, ru->severity, ptr.data ? ptr.data : "", ru->keyword,
-				  "%s (%s %s %s)", ru->message, lt.data, ops[ru->test.op].failed,
-				  right_text ? right_text : rt.data);
+		                  "%s (%s %s %s)", ru->message, lt.data, ops[ru->test.op].failed,
+		                  right_text ? right_text : rt.data);
 	buf_release(&ptr);
 	buf_release(&lt);
 	buf_release(&rt);
@@ -1170,9 +1179,9 @@ static bool hash_json(const cJSON *j, int depth, uint64_t *ret)
 
 struct unique_item {
 	uint64_t hash;
-	size_t index;	   /* the element's index in the collection */
-	size_t order;	   /* position in the items array */
-	size_t dup_of;	   /* order of the first equal item, or SIZE_MAX */
+	size_t index;  /* the element's index in the collection */
+	size_t order;  /* position in the items array */
+	size_t dup_of; /* order of the first equal item, or SIZE_MAX */
 	const cJSON *elem;
 	struct val v;
 };
@@ -1191,7 +1200,7 @@ static int cmp_unique(const void *a, const void *b)
  * schema's business) must be pairwise distinct. Sorting by hash finds equal values in
  * n log n; each later duplicate is reported and points at the first. */
 static int check_unique(const struct rule *ru, const cJSON *data, const cJSON *coll,
-			struct errlist *errs)
+                        struct errlist *errs)
 {
 	struct unique_item *items = NULL, **sorted = NULL;
 	struct scope s = {.data = data};
@@ -1250,12 +1259,13 @@ static int check_unique(const struct rule *ru, const cJSON *data, const cJSON *c
 			continue;
 		first = &items[it->dup_of];
 		buf_init(&at, POINTER_BUILD_MAX);
-		r = errs->count < ERRLIST_MAX ? error_pointer(&at, ru, first->elem, first->index) : 0;
+		r = errs->count < ERRLIST_MAX ? error_pointer(&at, ru, first->elem, first->index)
+		                              : 0;
 		if (r == 0 && at.len > 2 * VALUE_TEXT_MAX)
 			r = cut_text(&at, 2 * VALUE_TEXT_MAX);
 		if (r == 0)
 			r = report(errs, ru, it->elem, it->index, &it->v, NULL,
-				   at.data ? at.data : "");
+			           at.data ? at.data : "");
 		buf_release(&at);
 		if (r < 0)
 			goto fail;

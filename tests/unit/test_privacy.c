@@ -73,7 +73,7 @@ static int scan(const char *s, struct privacy_match *m)
 }
 
 static void assert_match(const char *s, enum privacy_kind kind, size_t offset, size_t length,
-			 size_t char_offset, size_t char_length)
+                         size_t char_offset, size_t char_length)
 {
 	struct privacy_match m;
 
@@ -117,9 +117,8 @@ static void test_id_published_example(void **state)
 static void test_id_computed(void **state)
 {
 	static const char *const bases[] = {
-		"44052418800101001", "32010219900307123", "65420120120815456",
-		"21050219851212345", "53010219790101889", "11010120000229004",
-		"32010219900301041", "32010219900301121",
+	        "44052418800101001", "32010219900307123", "65420120120815456", "21050219851212345",
+	        "53010219790101889", "11010120000229004", "32010219900301041", "32010219900301121",
 	};
 	char id[19], bad[19], text[64];
 	int saw_x = 0, saw_digit = 0;
@@ -228,16 +227,16 @@ static void test_mobile_not_flagged(void **state)
 	assert_clean("10800138000"); /* second digit 0 */
 	assert_clean("11800138000");
 	assert_clean("12800138000");
-	assert_clean("23800138000"); /* first digit not 1 */
+	assert_clean("23800138000");  /* first digit not 1 */
 	assert_clean("138001380001"); /* 12-digit runs */
 	assert_clean("213800138000");
 	assert_clean("1380013800"); /* 10 digits */
 	assert_clean("138 0013 800");
 	assert_clean("138  0013 8000"); /* double separator */
-	assert_clean("1380 013 8000"); /* groups not 3-4-4 */
+	assert_clean("1380 013 8000");  /* groups not 3-4-4 */
 	assert_clean("138 0013 80001");
 	assert_clean("1008613800138000"); /* a 16-digit run */
-	assert_clean("8713800138000");	  /* 87 is no prefix */
+	assert_clean("8713800138000");    /* 87 is no prefix */
 }
 
 static void test_innocent_text(void **state)
@@ -262,14 +261,22 @@ static void test_offsets_in_characters(void **state)
 	/* "联系电话 " is 5 characters, 13 bytes */
 	assert_match("联系电话 138-0013-8000 谢谢", PRIVACY_MOBILE, 13, 13, 5, 13);
 	/* ideographic space and full-width hyphen as separators */
-	assert_match("电话：138\xE3\x80\x80" "0013\xEF\xBC\x8D" "8000", PRIVACY_MOBILE, 9, 17, 3,
-		     13);
+	assert_match("电话：138\xE3\x80\x80"
+	             "0013\xEF\xBC\x8D"
+	             "8000",
+	             PRIVACY_MOBILE, 9, 17, 3, 13);
 	/* full-width digits and plus sign */
-	assert_match("电话\xEF\xBC\x8B" "86\xEF\xBC\x91\xEF\xBC\x93\xEF\xBC\x98" "00138000",
-		     PRIVACY_MOBILE, 6, 22, 2, 14);
+	assert_match("电话\xEF\xBC\x8B"
+	             "86\xEF\xBC\x91\xEF\xBC\x93\xEF\xBC\x98"
+	             "00138000",
+	             PRIVACY_MOBILE, 6, 22, 2, 14);
 	/* an invalid byte counts as one character and is no digit */
-	assert_match("\xFF" "13800138000", PRIVACY_MOBILE, 1, 11, 1, 11);
-	assert_match("\xE6\x9D" "13800138000", PRIVACY_MOBILE, 2, 11, 2, 11);
+	assert_match("\xFF"
+	             "13800138000",
+	             PRIVACY_MOBILE, 1, 11, 1, 11);
+	assert_match("\xE6\x9D"
+	             "13800138000",
+	             PRIVACY_MOBILE, 2, 11, 2, 11);
 	/* the first match wins */
 	assert_match("tel 13800138000, id 11010519491231002X", PRIVACY_MOBILE, 4, 11, 4, 11);
 	assert_match("id 11010519491231002X, tel 13800138000", PRIVACY_ID_NUMBER, 3, 18, 3, 18);
@@ -286,7 +293,10 @@ static void test_no_nul_needed(void **state)
 	assert_int_equal(m.length, 11);
 	assert_int_equal(privacy_scan(text, 14, &m), 0);
 	/* an embedded NUL is an ordinary non-digit */
-	assert_int_equal(privacy_scan("1\0" "13800138000", 13, &m), 1);
+	assert_int_equal(privacy_scan("1\0"
+	                              "13800138000",
+	                              13, &m),
+	                 1);
 	assert_int_equal(m.offset, 2);
 }
 
@@ -305,23 +315,25 @@ static void test_tree_pointers_and_messages(void **state)
 
 	(void)state;
 	errlist_init(&errs);
-	check_tree("{\"summary\": \"请联系班主任，电话 13800138000。\","
-		   " \"items\": [{\"problem\": \"ok\"}, {\"problem\": \"身份证11010519491231002X\","
-		   " \"measure\": \"fine 2024-05-31\"}],"
-		   " \"a/b~c\": \"+86 138 0013 8000\", \"n\": 13800138000, \"clean\": \"2024-017\"}",
-		   &errs, 3);
+	check_tree(
+	        "{\"summary\": \"请联系班主任，电话 13800138000。\","
+	        " \"items\": [{\"problem\": \"ok\"}, {\"problem\": \"身份证11010519491231002X\","
+	        " \"measure\": \"fine 2024-05-31\"}],"
+	        " \"a/b~c\": \"+86 138 0013 8000\", \"n\": 13800138000, \"clean\": \"2024-017\"}",
+	        &errs, 3);
 	assert_int_equal(errs.count, 3);
 	assert_int_equal(errs.errors, 3);
 	assert_string_equal(errs.entries[0].pointer, "/summary");
 	assert_string_equal(errs.entries[0].keyword, "privacy");
 	assert_int_equal(errs.entries[0].severity, ERRLIST_ERROR);
 	assert_string_equal(errs.entries[0].message,
-			    "contains what looks like a mobile phone number (characters 11-21); "
-			    "remove personal data");
+	                    "contains what looks like a mobile phone number (characters 11-21); "
+	                    "remove personal data");
 	assert_string_equal(errs.entries[1].pointer, "/items/1/problem");
-	assert_string_equal(errs.entries[1].message,
-			    "contains what looks like a resident identity number (characters 4-21); "
-			    "remove personal data");
+	assert_string_equal(
+	        errs.entries[1].message,
+	        "contains what looks like a resident identity number (characters 4-21); "
+	        "remove personal data");
 	assert_string_equal(errs.entries[2].pointer, "/a~1b~0c");
 	for (size_t i = 0; i < errs.count; i++) {
 		assert_null(strstr(errs.entries[i].message, "138"));
@@ -347,8 +359,8 @@ static void test_tree_member_names(void **state)
 	/* at the object, so that neither pointer nor message repeats the number */
 	assert_string_equal(errs.entries[0].pointer, "/x");
 	assert_string_equal(errs.entries[0].message,
-			    "a member name contains what looks like a mobile phone number "
-			    "(characters 5-15); remove personal data");
+	                    "a member name contains what looks like a mobile phone number "
+	                    "(characters 5-15); remove personal data");
 	errlist_release(&errs);
 }
 
@@ -501,7 +513,8 @@ static void test_tree_example_returns(void **state)
 			size_t n = 0, m = 0;
 			cJSON *data;
 
-			if ((!good && !bad) || len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+			if ((!good && !bad) || len < 6 ||
+			    strcmp(de->d_name + len - 5, ".json") != 0)
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", dirpath, de->d_name);
 			text = read_text(path);
@@ -516,7 +529,8 @@ static void test_tree_example_returns(void **state)
 			n = 0;
 			for (size_t i = 0; i < errs.count; i++)
 				n += (size_t)snprintf(got + n, sizeof(got) - n, "%s %s\n",
-						      errs.entries[i].pointer, errs.entries[i].keyword);
+				                      errs.entries[i].pointer,
+				                      errs.entries[i].keyword);
 			if (bad) {
 				snprintf(path + strlen(path) - 5, 8, ".expect");
 				expect = read_text(path);
@@ -528,7 +542,7 @@ static void test_tree_example_returns(void **state)
 
 					if (sp && strncmp(sp + 1, "privacy", 7) == 0)
 						m += (size_t)snprintf(want + m, sizeof(want) - m,
-								      "%.*s\n", (int)l, line);
+						                      "%.*s\n", (int)l, line);
 					line += l + (nl ? 1 : 0);
 				}
 				free(expect);
@@ -547,22 +561,22 @@ static void test_tree_example_returns(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_check_char_oracle),
-		cmocka_unit_test(test_id_published_example),
-		cmocka_unit_test(test_id_computed),
-		cmocka_unit_test(test_id_longer_runs),
-		cmocka_unit_test(test_id_fullwidth_and_chinese),
-		cmocka_unit_test(test_mobile_forms),
-		cmocka_unit_test(test_mobile_not_flagged),
-		cmocka_unit_test(test_innocent_text),
-		cmocka_unit_test(test_offsets_in_characters),
-		cmocka_unit_test(test_no_nul_needed),
-		cmocka_unit_test(test_tree_pointers_and_messages),
-		cmocka_unit_test(test_tree_member_names),
-		cmocka_unit_test(test_tree_deep_and_full),
-		cmocka_unit_test(test_long_member_name_pointer),
-		cmocka_unit_test(test_linear),
-		cmocka_unit_test(test_tree_example_returns),
+	        cmocka_unit_test(test_check_char_oracle),
+	        cmocka_unit_test(test_id_published_example),
+	        cmocka_unit_test(test_id_computed),
+	        cmocka_unit_test(test_id_longer_runs),
+	        cmocka_unit_test(test_id_fullwidth_and_chinese),
+	        cmocka_unit_test(test_mobile_forms),
+	        cmocka_unit_test(test_mobile_not_flagged),
+	        cmocka_unit_test(test_innocent_text),
+	        cmocka_unit_test(test_offsets_in_characters),
+	        cmocka_unit_test(test_no_nul_needed),
+	        cmocka_unit_test(test_tree_pointers_and_messages),
+	        cmocka_unit_test(test_tree_member_names),
+	        cmocka_unit_test(test_tree_deep_and_full),
+	        cmocka_unit_test(test_long_member_name_pointer),
+	        cmocka_unit_test(test_linear),
+	        cmocka_unit_test(test_tree_example_returns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,13 +78,13 @@ static int verdict(const char *left, const char *op, const char *right, const ch
 
 	if (right)
 		snprintf(rule, sizeof(rule),
-			 "[{\"id\": \"t\", \"left\": %s, \"op\": \"%s\", \"right\": %s, "
-			 "\"message\": \"m\"}]",
-			 left, op, right);
+		         "[{\"id\": \"t\", \"left\": %s, \"op\": \"%s\", \"right\": %s, "
+		         "\"message\": \"m\"}]",
+		         left, op, right);
 	else
 		snprintf(rule, sizeof(rule),
-			 "[{\"id\": \"t\", \"left\": %s, \"op\": \"%s\", \"message\": \"m\"}]", left,
-			 op);
+		         "[{\"id\": \"t\", \"left\": %s, \"op\": \"%s\", \"message\": \"m\"}]",
+		         left, op);
 	errlist_init(&errs);
 	r = check(rule, data, &errs);
 	assert_true(r >= 0);
@@ -98,7 +98,8 @@ static int verdict(const char *left, const char *op, const char *right, const ch
 
 static void test_ordered_operators(void **state)
 {
-	const char *d = "{\"a\": 1, \"b\": 2, \"c\": 2, \"s\": \"2024-05-02\", \"t\": \"2024-05-03\"}";
+	const char *d =
+	        "{\"a\": 1, \"b\": 2, \"c\": 2, \"s\": \"2024-05-02\", \"t\": \"2024-05-03\"}";
 
 	(void)state;
 	PASSES("\"/a\"", "<", "\"/b\"", d);
@@ -127,8 +128,9 @@ static void test_ordered_operators(void **state)
 
 static void test_equality_operators(void **state)
 {
-	const char *d = "{\"n\": 1, \"o\": {\"a\": 1, \"b\": [1, 2]}, \"p\": {\"b\": [1, 2], \"a\": 1.0},"
-			" \"q\": {\"b\": [2, 1], \"a\": 1}, \"z\": null}";
+	const char *d =
+	        "{\"n\": 1, \"o\": {\"a\": 1, \"b\": [1, 2]}, \"p\": {\"b\": [1, 2], \"a\": 1.0},"
+	        " \"q\": {\"b\": [2, 1], \"a\": 1}, \"z\": null}";
 
 	(void)state;
 	PASSES("\"/n\"", "==", "1.0", d);
@@ -162,7 +164,7 @@ static void test_equality_operators(void **state)
 static void test_membership_operators(void **state)
 {
 	const char *d = "{\"s\": \"done\", \"m\": [\"education\", \"discipline\"], \"n\": 3,"
-			" \"objs\": [{\"a\": 1}, [1, 2]]}";
+	                " \"objs\": [{\"a\": 1}, [1, 2]]}";
 
 	(void)state;
 	PASSES("\"/s\"", "in", "{\"const\": [\"done\", \"verified\"]}", d);
@@ -218,8 +220,8 @@ static void test_not_applicable(void **state)
 static void test_operands(void **state)
 {
 	const char *d = "{\"v\": {\"female\": 2, \"male\": 3}, \"a/b\": 7, \"m~n\": 8,"
-			" \"list\": [10, 20, 30], \"obj\": {\"x\": 1, \"y\": 2}, \"z\": null,"
-			" \"s\": \"text\", \"t\": true}";
+	                " \"list\": [10, 20, 30], \"obj\": {\"x\": 1, \"y\": 2}, \"z\": null,"
+	                " \"s\": \"text\", \"t\": true}";
 
 	(void)state;
 	/* pointers, with escapes and array indexes */
@@ -262,46 +264,48 @@ static void test_message_and_pointer(void **state)
 
 	(void)state;
 	errlist_init(&errs);
-	assert_int_equal(check("[{\"id\": \"screened_le_enrolled\", \"left\": \"/students_screened\","
-			       " \"op\": \"<=\", \"right\": \"/students_enrolled\", \"message\":"
-			       " \"students screened must not exceed students enrolled\"}]",
-			       "{\"students_enrolled\": 1200, \"students_screened\": 1300}", &errs),
-			 1);
+	assert_int_equal(
+	        check("[{\"id\": \"screened_le_enrolled\", \"left\": \"/students_screened\","
+	              " \"op\": \"<=\", \"right\": \"/students_enrolled\", \"message\":"
+	              " \"students screened must not exceed students enrolled\"}]",
+	              "{\"students_enrolled\": 1200, \"students_screened\": 1300}", &errs),
+	        1);
 	assert_int_equal(errs.errors, 1);
 	assert_int_equal(errs.entries[0].severity, ERRLIST_ERROR);
 	assert_string_equal(errs.entries[0].pointer, "/students_screened");
 	assert_string_equal(errs.entries[0].keyword, "x-rules:screened_le_enrolled");
 	assert_string_equal(errs.entries[0].message,
-			    "students screened must not exceed students enrolled (1300 > 1200)");
+	                    "students screened must not exceed students enrolled (1300 > 1200)");
 	errlist_release(&errs);
 
 	/* each failing operator shows the values and what went wrong */
 	struct {
 		const char *left, *op, *right, *shown;
 	} cases[] = {
-		{"2", "<", "1", "(2 >= 1)"},
-		{"2.5", "<=", "1", "(2.5 > 1)"},
-		{"1", ">", "1", "(1 <= 1)"},
-		{"{\"const\": \"2024-05-01\"}", ">=", "{\"const\": \"2024-05-02\"}",
-		 "(\"2024-05-01\" < \"2024-05-02\")"},
-		{"null", "==", "{\"const\": \"a\\\"b\"}", "(null != \"a\\\"b\")"},
-		{"{\"const\": [1, {\"k\": \"v\"}]}", "!=", "{\"const\": [1, {\"k\": \"v\"}]}",
-		 "([1, {\"k\": \"v\"}] == [1, {\"k\": \"v\"}])"},
-		{"{\"const\": \"x\"}", "in", "{\"const\": [\"a\", \"b\"]}",
-		 "(\"x\" is not one of [\"a\", \"b\"])"},
-		{"{\"const\": \"a\"}", "not_in", "{\"const\": [\"a\"]}", "(\"a\" is one of [\"a\"])"},
-		{"{\"const\": [true]}", "contains", "false", "([true] does not contain false)"},
-		{"{\"const\": [null]}", "not_contains", "null", "([null] contains null)"},
-		{"1e300", ">", "{\"sum\": [1e300, 1e300]}", "(1e+300 <= 2e+300)"},
-		{"0.1", ">", "1", "(0.1 <= 1)"},
+	        {"2", "<", "1", "(2 >= 1)"},
+	        {"2.5", "<=", "1", "(2.5 > 1)"},
+	        {"1", ">", "1", "(1 <= 1)"},
+	        {"{\"const\": \"2024-05-01\"}", ">=", "{\"const\": \"2024-05-02\"}",
+	         "(\"2024-05-01\" < \"2024-05-02\")"},
+	        {"null", "==", "{\"const\": \"a\\\"b\"}", "(null != \"a\\\"b\")"},
+	        {"{\"const\": [1, {\"k\": \"v\"}]}", "!=", "{\"const\": [1, {\"k\": \"v\"}]}",
+	         "([1, {\"k\": \"v\"}] == [1, {\"k\": \"v\"}])"},
+	        {"{\"const\": \"x\"}", "in", "{\"const\": [\"a\", \"b\"]}",
+	         "(\"x\" is not one of [\"a\", \"b\"])"},
+	        {"{\"const\": \"a\"}", "not_in", "{\"const\": [\"a\"]}",
+	         "(\"a\" is one of [\"a\"])"},
+	        {"{\"const\": [true]}", "contains", "false", "([true] does not contain false)"},
+	        {"{\"const\": [null]}", "not_contains", "null", "([null] contains null)"},
+	        {"1e300", ">", "{\"sum\": [1e300, 1e300]}", "(1e+300 <= 2e+300)"},
+	        {"0.1", ">", "1", "(0.1 <= 1)"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		char rule[512], want[256];
 
 		snprintf(rule, sizeof(rule),
-			 "[{\"id\": \"t\", \"left\": %s, \"op\": \"%s\", \"right\": %s, "
-			 "\"message\": \"m\"}]",
-			 cases[i].left, cases[i].op, cases[i].right);
+		         "[{\"id\": \"t\", \"left\": %s, \"op\": \"%s\", \"right\": %s, "
+		         "\"message\": \"m\"}]",
+		         cases[i].left, cases[i].op, cases[i].right);
 		snprintf(want, sizeof(want), "m %s", cases[i].shown);
 		assert_int_equal(check(rule, "{}", &errs), 1);
 		assert_string_equal(errs.entries[0].message, want);
@@ -310,13 +314,13 @@ static void test_message_and_pointer(void **state)
 	}
 
 	/* long values are cut, at a character boundary */
-	assert_int_equal(check("[{\"id\": \"t\", \"left\": \"/s\", \"op\": \"==\", \"right\": 1,"
-			       " \"message\": \"m\"}]",
-			       "{\"s\": \"排查排查排查排查排查排查排查排查排查排查排查排查排查排查\"}",
-			       &errs),
-			 1);
-	assert_string_equal(errs.entries[0].message,
-			    "m (\"排查排查排查排查排查排查排查... != 1)");
+	assert_int_equal(
+	        check("[{\"id\": \"t\", \"left\": \"/s\", \"op\": \"==\", \"right\": 1,"
+	              " \"message\": \"m\"}]",
+	              "{\"s\": \"排查排查排查排查排查排查排查排查排查排查排查排查排查排查\"}",
+	              &errs),
+	        1);
+	assert_string_equal(errs.entries[0].message, "m (\"排查排查排查排查排查排查排查... != 1)");
 	assert_string_equal(errs.entries[0].pointer, "/s");
 	errlist_release(&errs);
 }
@@ -328,13 +332,13 @@ static void test_importance(void **state)
 	(void)state;
 	errlist_init(&errs);
 	assert_int_equal(check("[{\"id\": \"w\", \"left\": 1, \"op\": \">\", \"right\": 2,"
-			       " \"importance\": \"warning\", \"message\": \"soft\"},"
-			       " {\"id\": \"e\", \"left\": 1, \"op\": \">\", \"right\": 2,"
-			       " \"importance\": \"error\", \"message\": \"hard\"},"
-			       " {\"id\": \"d\", \"left\": 1, \"op\": \">\", \"right\": 2,"
-			       " \"message\": \"default\"}]",
-			       "{}", &errs),
-			 3);
+	                       " \"importance\": \"warning\", \"message\": \"soft\"},"
+	                       " {\"id\": \"e\", \"left\": 1, \"op\": \">\", \"right\": 2,"
+	                       " \"importance\": \"error\", \"message\": \"hard\"},"
+	                       " {\"id\": \"d\", \"left\": 1, \"op\": \">\", \"right\": 2,"
+	                       " \"message\": \"default\"}]",
+	                       "{}", &errs),
+	                 3);
 	assert_int_equal(errs.warnings, 1);
 	assert_int_equal(errs.errors, 2);
 	assert_int_equal(errs.entries[0].severity, ERRLIST_WARNING);
@@ -347,11 +351,12 @@ static void test_importance(void **state)
 static void test_when(void **state)
 {
 	const char *single = "[{\"id\": \"t\", \"when\": {\"left\": \"/level\", \"op\": \"==\","
-			     " \"right\": 3}, \"left\": \"/measures\", \"op\": \"contains\","
-			     " \"right\": {\"const\": \"police_referral\"}, \"message\": \"m\"}]";
-	const char *all = "[{\"id\": \"t\", \"when\": [{\"left\": \"/a\", \"op\": \">\", \"right\": 0},"
-			  " {\"left\": \"/s\", \"op\": \"in\", \"right\": {\"const\": [\"x\", \"y\"]}}],"
-			  " \"left\": \"/b\", \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]";
+	                     " \"right\": 3}, \"left\": \"/measures\", \"op\": \"contains\","
+	                     " \"right\": {\"const\": \"police_referral\"}, \"message\": \"m\"}]";
+	const char *all =
+	        "[{\"id\": \"t\", \"when\": [{\"left\": \"/a\", \"op\": \">\", \"right\": 0},"
+	        " {\"left\": \"/s\", \"op\": \"in\", \"right\": {\"const\": [\"x\", \"y\"]}}],"
+	        " \"left\": \"/b\", \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]";
 	struct errlist errs;
 
 	(void)state;
@@ -360,8 +365,8 @@ static void test_when(void **state)
 	assert_string_equal(errs.entries[0].pointer, "/measures");
 	errlist_release(&errs);
 	assert_int_equal(check(single, "{\"level\": 2, \"measures\": [\"education\"]}", &errs), 0);
-	assert_int_equal(check(single, "{\"level\": 3, \"measures\": [\"police_referral\"]}", &errs),
-			 0);
+	assert_int_equal(
+	        check(single, "{\"level\": 3, \"measures\": [\"police_referral\"]}", &errs), 0);
 	/* a condition that does not apply does not hold */
 	assert_int_equal(check(single, "{\"measures\": [\"education\"]}", &errs), 0);
 
@@ -373,9 +378,9 @@ static void test_when(void **state)
 	assert_int_equal(check(all, "{\"a\": 1, \"s\": \"x\", \"b\": 1}", &errs), 0);
 	/* an empty array of conditions always holds */
 	assert_int_equal(check("[{\"id\": \"t\", \"when\": [], \"left\": 1, \"op\": \"==\","
-			       " \"right\": 2, \"message\": \"m\"}]",
-			       "{}", &errs),
-			 1);
+	                       " \"right\": 2, \"message\": \"m\"}]",
+	                       "{}", &errs),
+	                 1);
 	errlist_release(&errs);
 	assert_int_equal(errs.count, 0);
 }
@@ -383,20 +388,23 @@ static void test_when(void **state)
 static void test_each_array(void **state)
 {
 	const char *rules =
-		"[{\"id\": \"found_le_deadline\", \"each\": \"/items\", \"left\": \"@/found_on\","
-		" \"op\": \"<=\", \"right\": \"@/deadline\", \"message\": \"deadline before found\"},"
-		" {\"id\": \"le_as_of\", \"each\": \"/items\", \"when\": {\"left\": \"@/status\","
-		" \"op\": \"==\", \"right\": {\"const\": \"done\"}}, \"left\": \"/as_of\", \"op\": \">=\","
-		" \"right\": \"@/completed_on\", \"message\": \"completed after as_of\"},"
-		" {\"id\": \"whole\", \"each\": \"/items\", \"left\": {\"length\": \"@\"}, \"op\": \"<=\","
-		" \"right\": 4, \"message\": \"too many members\"}]";
+	        "[{\"id\": \"found_le_deadline\", \"each\": \"/items\", \"left\": \"@/found_on\","
+	        " \"op\": \"<=\", \"right\": \"@/deadline\", \"message\": \"deadline before "
+	        "found\"},"
+	        " {\"id\": \"le_as_of\", \"each\": \"/items\", \"when\": {\"left\": \"@/status\","
+	        " \"op\": \"==\", \"right\": {\"const\": \"done\"}}, \"left\": \"/as_of\", \"op\": "
+	        "\">=\","
+	        " \"right\": \"@/completed_on\", \"message\": \"completed after as_of\"},"
+	        " {\"id\": \"whole\", \"each\": \"/items\", \"left\": {\"length\": \"@\"}, \"op\": "
+	        "\"<=\","
+	        " \"right\": 4, \"message\": \"too many members\"}]";
 	const char *data = "{\"as_of\": \"2024-06-30\", \"items\": ["
-			   "{\"found_on\": \"2024-04-10\", \"deadline\": \"2024-05-31\"},"
-			   "{\"found_on\": \"2024-06-10\", \"deadline\": \"2024-05-31\"},"
-			   "{\"found_on\": \"2024-04-10\", \"deadline\": \"2024-05-31\","
-			   " \"status\": \"done\", \"completed_on\": \"2024-07-01\"},"
-			   "{\"found_on\": \"2024-07-10\", \"deadline\": \"2024-07-01\","
-			   " \"status\": \"open\", \"completed_on\": \"2024-07-01\", \"x\": 1}]}";
+	                   "{\"found_on\": \"2024-04-10\", \"deadline\": \"2024-05-31\"},"
+	                   "{\"found_on\": \"2024-06-10\", \"deadline\": \"2024-05-31\"},"
+	                   "{\"found_on\": \"2024-04-10\", \"deadline\": \"2024-05-31\","
+	                   " \"status\": \"done\", \"completed_on\": \"2024-07-01\"},"
+	                   "{\"found_on\": \"2024-07-10\", \"deadline\": \"2024-07-01\","
+	                   " \"status\": \"open\", \"completed_on\": \"2024-07-01\", \"x\": 1}]}";
 	struct errlist errs;
 
 	(void)state;
@@ -404,7 +412,7 @@ static void test_each_array(void **state)
 	assert_int_equal(check(rules, data, &errs), 4);
 	assert_string_equal(errs.entries[0].pointer, "/items/1/found_on");
 	assert_string_equal(errs.entries[0].message,
-			    "deadline before found (\"2024-06-10\" > \"2024-05-31\")");
+	                    "deadline before found (\"2024-06-10\" > \"2024-05-31\")");
 	assert_string_equal(errs.entries[1].pointer, "/items/3/found_on");
 	/* an absolute left pointer stays as it is inside each */
 	assert_string_equal(errs.entries[2].pointer, "/as_of");
@@ -425,71 +433,77 @@ static void test_each_array(void **state)
 static void test_each_object(void **state)
 {
 	/* each value of risk_cases_by_type <= risk_cases_found */
-	const char *rules = "[{\"id\": \"risk_type_le_found\", \"each\": \"/risk_cases_by_type\","
-			    " \"left\": \"@\", \"op\": \"<=\", \"right\": \"/risk_cases_found\","
-			    " \"message\": \"risk cases of one type must not exceed risk cases found\"}]";
+	const char *rules =
+	        "[{\"id\": \"risk_type_le_found\", \"each\": \"/risk_cases_by_type\","
+	        " \"left\": \"@\", \"op\": \"<=\", \"right\": \"/risk_cases_found\","
+	        " \"message\": \"risk cases of one type must not exceed risk cases found\"}]";
 	struct errlist errs;
 
 	(void)state;
 	errlist_init(&errs);
 	assert_int_equal(check(rules,
-			       "{\"risk_cases_found\": 3, \"risk_cases_by_type\": {\"physical\": 4,"
-			       " \"verbal\": 3, \"a/b~c\": 9, \"cyber\": null}}",
-			       &errs),
-			 2);
+	                       "{\"risk_cases_found\": 3, \"risk_cases_by_type\": {\"physical\": 4,"
+	                       " \"verbal\": 3, \"a/b~c\": 9, \"cyber\": null}}",
+	                       &errs),
+	                 2);
 	assert_string_equal(errs.entries[0].pointer, "/risk_cases_by_type/physical");
 	assert_string_equal(errs.entries[0].message,
-			    "risk cases of one type must not exceed risk cases found (4 > 3)");
+	                    "risk cases of one type must not exceed risk cases found (4 > 3)");
 	assert_string_equal(errs.entries[1].pointer, "/risk_cases_by_type/a~1b~0c");
 	errlist_release(&errs);
 	/* nested: @ pointers inside an object's member values */
 	assert_int_equal(check("[{\"id\": \"t\", \"each\": \"/by_school\", \"left\": \"@/done\","
-			       " \"op\": \"<=\", \"right\": \"@/total\", \"message\": \"m\"}]",
-			       "{\"by_school\": {\"2165000123\": {\"done\": 2, \"total\": 1},"
-			       " \"2165000124\": {\"done\": 1, \"total\": 1}}}",
-			       &errs),
-			 1);
+	                       " \"op\": \"<=\", \"right\": \"@/total\", \"message\": \"m\"}]",
+	                       "{\"by_school\": {\"2165000123\": {\"done\": 2, \"total\": 1},"
+	                       " \"2165000124\": {\"done\": 1, \"total\": 1}}}",
+	                       &errs),
+	                 1);
 	assert_string_equal(errs.entries[0].pointer, "/by_school/2165000123/done");
 	errlist_release(&errs);
 }
 
 static void test_unique(void **state)
 {
-	const char *rules = "[{\"id\": \"item_id_unique\", \"each\": \"/items\", \"left\": \"@/item_id\","
-			    " \"op\": \"unique\", \"message\": \"item ids must be unique\"}]";
+	const char *rules =
+	        "[{\"id\": \"item_id_unique\", \"each\": \"/items\", \"left\": \"@/item_id\","
+	        " \"op\": \"unique\", \"message\": \"item ids must be unique\"}]";
 	struct errlist errs;
 
 	(void)state;
 	errlist_init(&errs);
-	assert_int_equal(check(rules,
-			       "{\"items\": [{\"item_id\": \"R-001\"}, {\"item_id\": \"R-002\"},"
-			       " {\"item_id\": \"R-001\"}, {}, {\"item_id\": null}, {\"item_id\": null},"
-			       " {\"item_id\": \"R-002\"}, {\"item_id\": \"R-001\"}, {\"item_id\": \"r-001\"}]}",
-			       &errs),
-			 3);
+	assert_int_equal(
+	        check(rules,
+	              "{\"items\": [{\"item_id\": \"R-001\"}, {\"item_id\": \"R-002\"},"
+	              " {\"item_id\": \"R-001\"}, {}, {\"item_id\": null}, {\"item_id\": null},"
+	              " {\"item_id\": \"R-002\"}, {\"item_id\": \"R-001\"}, {\"item_id\": "
+	              "\"r-001\"}]}",
+	              &errs),
+	        3);
 	/* each later duplicate, in document order, naming the first */
 	assert_string_equal(errs.entries[0].pointer, "/items/2/item_id");
 	assert_string_equal(errs.entries[0].message,
-			    "item ids must be unique (\"R-001\" also at /items/0/item_id)");
+	                    "item ids must be unique (\"R-001\" also at /items/0/item_id)");
 	assert_string_equal(errs.entries[1].pointer, "/items/6/item_id");
 	assert_string_equal(errs.entries[1].message,
-			    "item ids must be unique (\"R-002\" also at /items/1/item_id)");
+	                    "item ids must be unique (\"R-002\" also at /items/1/item_id)");
 	assert_string_equal(errs.entries[2].pointer, "/items/7/item_id");
 	assert_string_equal(errs.entries[2].message,
-			    "item ids must be unique (\"R-001\" also at /items/0/item_id)");
+	                    "item ids must be unique (\"R-001\" also at /items/0/item_id)");
 	errlist_release(&errs);
 	assert_int_equal(check(rules, "{\"items\": [{\"item_id\": \"R-001\"}]}", &errs), 0);
 	assert_int_equal(check(rules, "{\"items\": []}", &errs), 0);
 	assert_int_equal(check(rules, "{}", &errs), 0);
 
 	/* numbers by value, objects regardless of order, over object members, with when */
-	assert_int_equal(check("[{\"id\": \"u\", \"each\": \"/m\", \"left\": \"@\", \"op\": \"unique\","
-			       " \"when\": {\"left\": \"@\", \"op\": \"!=\", \"right\": 0},"
-			       " \"message\": \"m\"}]",
-			       "{\"m\": {\"a\": 1, \"b\": 0, \"c\": 1.0, \"d\": 0, \"e\": {\"x\": 1, \"y\": 2},"
-			       " \"f\": {\"y\": 2, \"x\": 1}, \"g\": [1, 2], \"h\": [2, 1], \"i\": \"1\"}}",
-			       &errs),
-			 2);
+	assert_int_equal(
+	        check("[{\"id\": \"u\", \"each\": \"/m\", \"left\": \"@\", \"op\": \"unique\","
+	              " \"when\": {\"left\": \"@\", \"op\": \"!=\", \"right\": 0},"
+	              " \"message\": \"m\"}]",
+	              "{\"m\": {\"a\": 1, \"b\": 0, \"c\": 1.0, \"d\": 0, \"e\": {\"x\": 1, \"y\": "
+	              "2},"
+	              " \"f\": {\"y\": 2, \"x\": 1}, \"g\": [1, 2], \"h\": [2, 1], \"i\": \"1\"}}",
+	              &errs),
+	        2);
 	assert_string_equal(errs.entries[0].pointer, "/m/c");
 	assert_string_equal(errs.entries[0].message, "m (1 also at /m/a)");
 	assert_string_equal(errs.entries[1].pointer, "/m/f");
@@ -500,8 +514,9 @@ static void test_unique(void **state)
 /* Many elements: sorting keeps unique fast, and errlist holds at most ERRLIST_MAX. */
 static void test_unique_large(void **state)
 {
-	const char *rules = "[{\"id\": \"u\", \"each\": \"/items\", \"left\": \"@/id\", \"op\": \"unique\","
-			    " \"message\": \"m\"}]";
+	const char *rules =
+	        "[{\"id\": \"u\", \"each\": \"/items\", \"left\": \"@/id\", \"op\": \"unique\","
+	        " \"message\": \"m\"}]";
 	struct rules *rs = compile_ok(rules);
 	cJSON *data = cJSON_CreateObject(), *items;
 	struct errlist errs;
@@ -545,7 +560,7 @@ static void test_unique_large(void **state)
 static void test_deep_values(void **state)
 {
 	struct rules *rs = compile_ok("[{\"id\": \"t\", \"left\": \"/a\", \"op\": \"!=\","
-				      " \"right\": \"/b\", \"message\": \"m\"}]");
+	                              " \"right\": \"/b\", \"message\": \"m\"}]");
 	cJSON *data = cJSON_CreateObject(), *a = cJSON_CreateArray(), *b = cJSON_CreateArray();
 	cJSON *ca = a, *cb = b;
 	struct errlist errs;
@@ -585,126 +600,148 @@ static void test_compile_errors(void **state)
 	compile_fails("{}", "x-rules: an array of rules, not an object");
 	compile_fails("[1]", "x-rules[0]: a rule is an object");
 	compile_fails("[{\"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]",
-		      "x-rules[0]: missing id");
-	compile_fails("[{\"id\": \"ok\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"},"
-		      " {\"id\": \"Bad-Id\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]",
-		      "x-rules[1] (\"Bad-Id\"): bad id \"Bad-Id\"");
-	compile_fails("[{\"id\": \"\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]",
-		      "bad id");
-	compile_fails("[{\"id\": 5, \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]",
-		      "x-rules[0]: id is a number, not a string");
-	compile_fails("[{\"id\": \"a\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"},"
-		      " {\"id\": \"b\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"},"
-		      " {\"id\": \"a\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]",
-		      "x-rules[2] (\"a\"): duplicate id \"a\" (also x-rules[0])");
-	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": \"=<\", \"right\": 1, \"message\": \"m\"}]",
-		      "x-rules[0] (\"t\"): unknown op \"=<\"");
+	              "x-rules[0]: missing id");
+	compile_fails(
+	        "[{\"id\": \"ok\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"},"
+	        " {\"id\": \"Bad-Id\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": "
+	        "\"m\"}]",
+	        "x-rules[1] (\"Bad-Id\"): bad id \"Bad-Id\"");
+	compile_fails(
+	        "[{\"id\": \"\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]",
+	        "bad id");
+	compile_fails(
+	        "[{\"id\": 5, \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]",
+	        "x-rules[0]: id is a number, not a string");
+	compile_fails(
+	        "[{\"id\": \"a\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"},"
+	        " {\"id\": \"b\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"},"
+	        " {\"id\": \"a\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]",
+	        "x-rules[2] (\"a\"): duplicate id \"a\" (also x-rules[0])");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": 1, \"op\": \"=<\", \"right\": 1, \"message\": \"m\"}]",
+	        "x-rules[0] (\"t\"): unknown op \"=<\"");
 	compile_fails("[{\"id\": \"t\", \"left\": 1, \"right\": 1, \"message\": \"m\"}]",
-		      "x-rules[0] (\"t\"): missing op");
+	              "x-rules[0] (\"t\"): missing op");
 	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": 1, \"right\": 1, \"message\": \"m\"}]",
-		      "op is a number, not a string");
+	              "op is a number, not a string");
 	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": \"<=\", \"message\": \"m\"}]",
-		      "x-rules[0] (\"t\"): missing right for binary op \"<=\"");
+	              "x-rules[0] (\"t\"): missing right for binary op \"<=\"");
 	compile_fails("[{\"id\": \"t\", \"op\": \"<=\", \"right\": 1, \"message\": \"m\"}]",
-		      "missing left");
+	              "missing left");
 	compile_fails("[{\"id\": \"t\", \"left\": \"/a\", \"op\": \"unique\", \"message\": \"m\"}]",
-		      "x-rules[0] (\"t\"): \"unique\" without \"each\"");
+	              "x-rules[0] (\"t\"): \"unique\" without \"each\"");
 	compile_fails("[{\"id\": \"t\", \"each\": \"/i\", \"left\": \"@/a\", \"op\": \"unique\","
-		      " \"right\": 1, \"message\": \"m\"}]",
-		      "\"unique\" takes no right operand");
+	              " \"right\": 1, \"message\": \"m\"}]",
+	              "\"unique\" takes no right operand");
 	compile_fails("[{\"id\": \"t\", \"each\": \"/i\", \"when\": {\"left\": \"@/a\","
-		      " \"op\": \"unique\"}, \"left\": 1, \"op\": \"==\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "x-rules[0] (\"t\"): when: \"unique\" is a rule of its own, not a condition");
+	              " \"op\": \"unique\"}, \"left\": 1, \"op\": \"==\", \"right\": 1,"
+	              " \"message\": \"m\"}]",
+	              "x-rules[0] (\"t\"): when: \"unique\" is a rule of its own, not a condition");
 	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1}]",
-		      "x-rules[0] (\"t\"): missing message");
-	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"\"}]",
-		      "message is not a non-empty string");
-	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
-		      " \"importance\": \"fatal\"}]",
-		      "x-rules[0] (\"t\"): unknown importance \"fatal\"");
-	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
-		      " \"importance\": 2}]",
-		      "unknown importance a number");
-	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
-		      " \"importnace\": \"warning\"}]",
-		      "x-rules[0] (\"t\"): unknown member \"importnace\"");
+	              "x-rules[0] (\"t\"): missing message");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"\"}]",
+	        "message is not a non-empty string");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
+	        " \"importance\": \"fatal\"}]",
+	        "x-rules[0] (\"t\"): unknown importance \"fatal\"");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
+	        " \"importance\": 2}]",
+	        "unknown importance a number");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
+	        " \"importnace\": \"warning\"}]",
+	        "x-rules[0] (\"t\"): unknown member \"importnace\"");
 	/* bad operand shapes */
 	compile_fails("[{\"id\": \"t\", \"left\": \"closed\", \"op\": \"==\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "x-rules[0] (\"t\"): left: bad operand \"closed\"");
+	              " \"message\": \"m\"}]",
+	              "x-rules[0] (\"t\"): left: bad operand \"closed\"");
 	compile_fails("[{\"id\": \"t\", \"left\": \"/a\", \"op\": \"in\", \"right\": [\"a\"],"
-		      " \"message\": \"m\"}]",
-		      "right: bad operand: an array; write it as {\"const\": ...}");
+	              " \"message\": \"m\"}]",
+	              "right: bad operand: an array; write it as {\"const\": ...}");
 	compile_fails("[{\"id\": \"t\", \"left\": {\"const\": 1, \"sum\": [1]}, \"op\": \"==\","
-		      " \"right\": 1, \"message\": \"m\"}]",
-		      "left: bad operand: an object operand has exactly one member");
-	compile_fails("[{\"id\": \"t\", \"left\": {}, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]",
-		      "exactly one member");
+	              " \"right\": 1, \"message\": \"m\"}]",
+	              "left: bad operand: an object operand has exactly one member");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": {}, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}]",
+	        "exactly one member");
 	compile_fails("[{\"id\": \"t\", \"left\": {\"max\": [1]}, \"op\": \"==\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "left: bad operand: unknown member \"max\"");
+	              " \"message\": \"m\"}]",
+	              "left: bad operand: unknown member \"max\"");
 	compile_fails("[{\"id\": \"t\", \"left\": \"@/a\", \"op\": \"==\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "left: \"@/a\" addresses an element, but there is no \"each\"");
-	compile_fails("[{\"id\": \"t\", \"each\": \"/i\", \"left\": \"@a\", \"op\": \"==\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "left: malformed JSON Pointer \"@a\"");
+	              " \"message\": \"m\"}]",
+	              "left: \"@/a\" addresses an element, but there is no \"each\"");
+	compile_fails(
+	        "[{\"id\": \"t\", \"each\": \"/i\", \"left\": \"@a\", \"op\": \"==\", \"right\": 1,"
+	        " \"message\": \"m\"}]",
+	        "left: malformed JSON Pointer \"@a\"");
 	compile_fails("[{\"id\": \"t\", \"left\": \"/a~2\", \"op\": \"==\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "malformed JSON Pointer \"/a~2\"");
-	compile_fails("[{\"id\": \"t\", \"each\": \"items\", \"left\": 1, \"op\": \"==\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "x-rules[0] (\"t\"): each: malformed JSON Pointer \"items\"");
+	              " \"message\": \"m\"}]",
+	              "malformed JSON Pointer \"/a~2\"");
+	compile_fails(
+	        "[{\"id\": \"t\", \"each\": \"items\", \"left\": 1, \"op\": \"==\", \"right\": 1,"
+	        " \"message\": \"m\"}]",
+	        "x-rules[0] (\"t\"): each: malformed JSON Pointer \"items\"");
 	compile_fails("[{\"id\": \"t\", \"each\": 3, \"left\": 1, \"op\": \"==\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "each: a JSON Pointer string, not a number");
-	compile_fails("[{\"id\": \"t\", \"left\": {\"sum\": [1, {\"const\": \"2\"}]}, \"op\": \"==\","
-		      " \"right\": 1, \"message\": \"m\"}]",
-		      "left: sum[1]: a sum adds numbers, not a string");
+	              " \"message\": \"m\"}]",
+	              "each: a JSON Pointer string, not a number");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": {\"sum\": [1, {\"const\": \"2\"}]}, \"op\": \"==\","
+	        " \"right\": 1, \"message\": \"m\"}]",
+	        "left: sum[1]: a sum adds numbers, not a string");
 	compile_fails("[{\"id\": \"t\", \"left\": {\"sum\": []}, \"op\": \"==\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "\"sum\" takes 1 to 64 operands");
+	              " \"message\": \"m\"}]",
+	              "\"sum\" takes 1 to 64 operands");
 	compile_fails("[{\"id\": \"t\", \"left\": {\"sum\": \"/a\"}, \"op\": \"==\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "\"sum\" takes an array of operands");
+	              " \"message\": \"m\"}]",
+	              "\"sum\" takes an array of operands");
 	compile_fails("[{\"id\": \"t\", \"left\": {\"length\": 3}, \"op\": \"==\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "left: length: a length is of an array or object, not a number");
+	              " \"message\": \"m\"}]",
+	              "left: length: a length is of an array or object, not a number");
 	compile_fails("[{\"id\": \"t\", \"left\": {\"length\": {\"sum\": [1]}}, \"op\": \"==\","
-		      " \"right\": 1, \"message\": \"m\"}]",
-		      "a length is of an array or object, not a number");
+	              " \"right\": 1, \"message\": \"m\"}]",
+	              "a length is of an array or object, not a number");
 	compile_fails("[{\"id\": \"t\", \"left\": \"/a\", \"op\": \"<\", \"right\": true,"
-		      " \"message\": \"m\"}]",
-		      "right: \"<\" compares numbers or strings, not a boolean");
+	              " \"message\": \"m\"}]",
+	              "right: \"<\" compares numbers or strings, not a boolean");
 	compile_fails("[{\"id\": \"t\", \"left\": {\"const\": [1]}, \"op\": \">=\", \"right\": 1,"
-		      " \"message\": \"m\"}]",
-		      "left: \">=\" compares numbers or strings, not an array");
-	compile_fails("[{\"id\": \"t\", \"left\": \"/a\", \"op\": \"in\", \"right\": {\"const\": \"a\"},"
-		      " \"message\": \"m\"}]",
-		      "right: \"in\" needs an array on the right");
-	compile_fails("[{\"id\": \"t\", \"left\": \"/a\", \"op\": \"not_in\", \"right\": {\"length\": \"/b\"},"
-		      " \"message\": \"m\"}]",
-		      "\"not_in\" needs an array on the right");
+	              " \"message\": \"m\"}]",
+	              "left: \">=\" compares numbers or strings, not an array");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": \"/a\", \"op\": \"in\", \"right\": {\"const\": \"a\"},"
+	        " \"message\": \"m\"}]",
+	        "right: \"in\" needs an array on the right");
+	compile_fails("[{\"id\": \"t\", \"left\": \"/a\", \"op\": \"not_in\", \"right\": "
+	              "{\"length\": \"/b\"},"
+	              " \"message\": \"m\"}]",
+	              "\"not_in\" needs an array on the right");
 	compile_fails("[{\"id\": \"t\", \"left\": 3, \"op\": \"contains\", \"right\": 3,"
-		      " \"message\": \"m\"}]",
-		      "left: \"contains\" needs an array on the left");
-	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
-		      " \"when\": 3}]",
-		      "when: a condition or an array of conditions, not a number");
-	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
-		      " \"when\": [{\"left\": 1, \"op\": \"==\", \"right\": 1}, {\"left\": 1, \"op\": \"<\"}]}]",
-		      "x-rules[0] (\"t\"): when[1]: missing right for binary op \"<\"");
-	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
-		      " \"when\": [{\"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"x\"}]}]",
-		      "when[0]: unknown member \"message\"");
-	compile_fails("[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
-		      " \"when\": {\"left\": \"@/a\", \"op\": \"==\", \"right\": 1}}]",
-		      "when: left: \"@/a\" addresses an element, but there is no \"each\"");
-	compile_fails("[{\"id\": \"t\", \"left\": {\"sum\": [{\"sum\": [{\"sum\": [{\"sum\": [{\"sum\":"
-		      " [{\"sum\": [{\"sum\": [{\"sum\": [{\"sum\": [1]}]}]}]}]}]}]}]}]}, \"op\": \"==\","
-		      " \"right\": 1, \"message\": \"m\"}]",
-		      "operands nested deeper than 8");
+	              " \"message\": \"m\"}]",
+	              "left: \"contains\" needs an array on the left");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
+	        " \"when\": 3}]",
+	        "when: a condition or an array of conditions, not a number");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
+	        " \"when\": [{\"left\": 1, \"op\": \"==\", \"right\": 1}, {\"left\": 1, \"op\": "
+	        "\"<\"}]}]",
+	        "x-rules[0] (\"t\"): when[1]: missing right for binary op \"<\"");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
+	        " \"when\": [{\"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"x\"}]}]",
+	        "when[0]: unknown member \"message\"");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
+	        " \"when\": {\"left\": \"@/a\", \"op\": \"==\", \"right\": 1}}]",
+	        "when: left: \"@/a\" addresses an element, but there is no \"each\"");
+	compile_fails(
+	        "[{\"id\": \"t\", \"left\": {\"sum\": [{\"sum\": [{\"sum\": [{\"sum\": [{\"sum\":"
+	        " [{\"sum\": [{\"sum\": [{\"sum\": [{\"sum\": [1]}]}]}]}]}]}]}]}]}, \"op\": \"==\","
+	        " \"right\": 1, \"message\": \"m\"}]",
+	        "operands nested deeper than 8");
 }
 
 static void test_compile_limits(void **state)
@@ -716,9 +753,10 @@ static void test_compile_limits(void **state)
 
 	(void)state;
 	/* annotations are allowed; an empty or absent array is no rules */
-	rs = compile_ok("[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
-			" \"x-label-zh\": \"中文\", \"$comment\": \"c\", \"description\": \"d\","
-			" \"when\": {\"left\": 1, \"op\": \"==\", \"right\": 1, \"x-note\": 1}}]");
+	rs = compile_ok(
+	        "[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\","
+	        " \"x-label-zh\": \"中文\", \"$comment\": \"c\", \"description\": \"d\","
+	        " \"when\": {\"left\": 1, \"op\": \"==\", \"right\": 1, \"x-note\": 1}}]");
 	assert_int_equal(rules_count(rs), 1);
 	rules_free(rs);
 	rs = compile_ok("[]");
@@ -733,7 +771,8 @@ static void test_compile_limits(void **state)
 	/* too many rules */
 	arr = cJSON_CreateArray();
 	for (int i = 0; i <= RULES_MAX; i++) {
-		cJSON *ru = parse("{\"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}");
+		cJSON *ru =
+		        parse("{\"left\": 1, \"op\": \"==\", \"right\": 1, \"message\": \"m\"}");
 
 		snprintf(id, sizeof(id), "r%d", i);
 		cJSON_AddStringToObject(ru, "id", id);
@@ -756,9 +795,9 @@ static void test_compile_limits(void **state)
 		memset(id_text, 'a', (size_t)len);
 		id_text[len] = '\0';
 		snprintf(big, sizeof(big),
-			 "[{\"id\": \"%s\", \"left\": 1, \"op\": \"==\", \"right\": 1, "
-			 "\"message\": \"m\"}]",
-			 id_text);
+		         "[{\"id\": \"%s\", \"left\": 1, \"op\": \"==\", \"right\": 1, "
+		         "\"message\": \"m\"}]",
+		         id_text);
 		if (len == RULES_ID_MAX)
 			rules_free(compile_ok(big));
 		else
@@ -767,12 +806,12 @@ static void test_compile_limits(void **state)
 	{
 		char big[1024];
 		int n = snprintf(big, sizeof(big),
-				 "[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, "
-				 "\"message\": \"");
+		                 "[{\"id\": \"t\", \"left\": 1, \"op\": \"==\", \"right\": 1, "
+		                 "\"message\": \"");
 
 		memset(big + n, 'm', RULES_MESSAGE_MAX + 1);
 		snprintf(big + n + RULES_MESSAGE_MAX + 1, sizeof(big) - n - RULES_MESSAGE_MAX - 1,
-			 "\"}]");
+		         "\"}]");
 		compile_fails(big, "message longer than 300 bytes");
 	}
 	/* err may be NULL */
@@ -785,74 +824,77 @@ static void test_compile_limits(void **state)
 
 /* The rules of shared/FORMS.md, written in the grammar, against its examples. */
 static const char screening_rules[] =
-	"[{\"id\": \"screened_le_enrolled\", \"left\": \"/students_screened\", \"op\": \"<=\","
-	" \"right\": \"/students_enrolled\", \"message\": \"students screened must not exceed"
-	" students enrolled\"},"
-	" {\"id\": \"risk_type_le_found\", \"each\": \"/risk_cases_by_type\", \"left\": \"@\","
-	" \"op\": \"<=\", \"right\": \"/risk_cases_found\", \"message\": \"risk cases of one type"
-	" must not exceed risk cases found\"},"
-	" {\"id\": \"hidden_found_le_checked\", \"left\": \"/hidden_risk_points_found\","
-	" \"op\": \"<=\", \"right\": \"/hidden_risk_points_checked\", \"message\": \"hidden risk"
-	" points found must not exceed points checked\"}]";
+        "[{\"id\": \"screened_le_enrolled\", \"left\": \"/students_screened\", \"op\": \"<=\","
+        " \"right\": \"/students_enrolled\", \"message\": \"students screened must not exceed"
+        " students enrolled\"},"
+        " {\"id\": \"risk_type_le_found\", \"each\": \"/risk_cases_by_type\", \"left\": \"@\","
+        " \"op\": \"<=\", \"right\": \"/risk_cases_found\", \"message\": \"risk cases of one type"
+        " must not exceed risk cases found\"},"
+        " {\"id\": \"hidden_found_le_checked\", \"left\": \"/hidden_risk_points_found\","
+        " \"op\": \"<=\", \"right\": \"/hidden_risk_points_checked\", \"message\": \"hidden risk"
+        " points found must not exceed points checked\"}]";
 
 static const char screening_example[] =
-	"{\"students_enrolled\": 1200, \"students_screened\": 1180, \"risk_cases_found\": 7,"
-	" \"risk_cases_by_type\": {\"physical\": 2, \"verbal\": 3, \"relational\": 1, \"cyber\": 1,"
-	" \"property\": 0}, \"interventions_taken\": 7, \"home_visits\": 15,"
-	" \"counselling_sessions\": 22, \"parent_meetings\": 4, \"staff_trained\": 86,"
-	" \"student_lessons\": 24, \"drills_held\": 2, \"hidden_risk_points_checked\": 40,"
-	" \"hidden_risk_points_found\": 3, \"committee_established\": true,"
-	" \"reporting_channel_published\": true}";
+        "{\"students_enrolled\": 1200, \"students_screened\": 1180, \"risk_cases_found\": 7,"
+        " \"risk_cases_by_type\": {\"physical\": 2, \"verbal\": 3, \"relational\": 1, \"cyber\": 1,"
+        " \"property\": 0}, \"interventions_taken\": 7, \"home_visits\": 15,"
+        " \"counselling_sessions\": 22, \"parent_meetings\": 4, \"staff_trained\": 86,"
+        " \"student_lessons\": 24, \"drills_held\": 2, \"hidden_risk_points_checked\": 40,"
+        " \"hidden_risk_points_found\": 3, \"committee_established\": true,"
+        " \"reporting_channel_published\": true}";
 
 static const char incident_rules[] =
-	"[{\"id\": \"occurred_le_discovered\", \"left\": \"/occurred_on\", \"op\": \"<=\","
-	" \"right\": \"/discovered_on\", \"message\": \"discovered before it occurred\"},"
-	" {\"id\": \"discovered_le_reported\", \"left\": \"/discovered_on\", \"op\": \"<=\","
-	" \"right\": \"/reported_on\", \"message\": \"reported before it was discovered\"},"
-	" {\"id\": \"victims_at_least_one\", \"left\": {\"sum\": [\"/victims/female\","
-	" \"/victims/male\"]}, \"op\": \">=\", \"right\": 1, \"message\": \"an incident has at"
-	" least one victim\"},"
-	" {\"id\": \"level3_police\", \"when\": [{\"left\": \"/level\", \"op\": \"==\", \"right\": 3}],"
-	" \"left\": \"/measures\", \"op\": \"contains\", \"right\": {\"const\": \"police_referral\"},"
-	" \"message\": \"a level 3 incident must be referred to the police\"},"
-	" {\"id\": \"closed_has_date\", \"when\": {\"left\": \"/status\", \"op\": \"==\","
-	" \"right\": {\"const\": \"closed\"}}, \"left\": \"/closed_on\", \"op\": \"!=\","
-	" \"right\": null, \"message\": \"a closed incident needs its closing date\"},"
-	" {\"id\": \"closed_ge_occurred\", \"when\": {\"left\": \"/status\", \"op\": \"==\","
-	" \"right\": {\"const\": \"closed\"}}, \"left\": \"/closed_on\", \"op\": \">=\","
-	" \"right\": \"/occurred_on\", \"message\": \"closed before it occurred\"},"
-	" {\"id\": \"open_not_closed\", \"when\": {\"left\": \"/status\", \"op\": \"==\","
-	" \"right\": {\"const\": \"open\"}}, \"left\": \"/closed_on\", \"op\": \"==\","
-	" \"right\": null, \"message\": \"an open incident has no closing date\"}]";
+        "[{\"id\": \"occurred_le_discovered\", \"left\": \"/occurred_on\", \"op\": \"<=\","
+        " \"right\": \"/discovered_on\", \"message\": \"discovered before it occurred\"},"
+        " {\"id\": \"discovered_le_reported\", \"left\": \"/discovered_on\", \"op\": \"<=\","
+        " \"right\": \"/reported_on\", \"message\": \"reported before it was discovered\"},"
+        " {\"id\": \"victims_at_least_one\", \"left\": {\"sum\": [\"/victims/female\","
+        " \"/victims/male\"]}, \"op\": \">=\", \"right\": 1, \"message\": \"an incident has at"
+        " least one victim\"},"
+        " {\"id\": \"level3_police\", \"when\": [{\"left\": \"/level\", \"op\": \"==\", \"right\": "
+        "3}],"
+        " \"left\": \"/measures\", \"op\": \"contains\", \"right\": {\"const\": "
+        "\"police_referral\"},"
+        " \"message\": \"a level 3 incident must be referred to the police\"},"
+        " {\"id\": \"closed_has_date\", \"when\": {\"left\": \"/status\", \"op\": \"==\","
+        " \"right\": {\"const\": \"closed\"}}, \"left\": \"/closed_on\", \"op\": \"!=\","
+        " \"right\": null, \"message\": \"a closed incident needs its closing date\"},"
+        " {\"id\": \"closed_ge_occurred\", \"when\": {\"left\": \"/status\", \"op\": \"==\","
+        " \"right\": {\"const\": \"closed\"}}, \"left\": \"/closed_on\", \"op\": \">=\","
+        " \"right\": \"/occurred_on\", \"message\": \"closed before it occurred\"},"
+        " {\"id\": \"open_not_closed\", \"when\": {\"left\": \"/status\", \"op\": \"==\","
+        " \"right\": {\"const\": \"open\"}}, \"left\": \"/closed_on\", \"op\": \"==\","
+        " \"right\": null, \"message\": \"an open incident has no closing date\"}]";
 
 static const char incident_example[] =
-	"{\"incident_ref\": \"2024-017\", \"occurred_on\": \"2024-05-02\", \"discovered_on\":"
-	" \"2024-05-02\", \"reported_on\": \"2024-05-03\", \"level\": 2, \"types\": [\"physical\","
-	" \"verbal\"], \"setting\": \"dormitory\", \"grade_band\": \"junior\", \"victims\":"
-	" {\"female\": 0, \"male\": 1}, \"perpetrators\": {\"female\": 0, \"male\": 2}, \"measures\":"
-	" [\"education\", \"discipline\"], \"parents_notified\": true, \"psychological_support\":"
-	" true, \"status\": \"open\", \"closed_on\": null, \"summary\": \"课间在宿舍发生推搡。\"}";
+        "{\"incident_ref\": \"2024-017\", \"occurred_on\": \"2024-05-02\", \"discovered_on\":"
+        " \"2024-05-02\", \"reported_on\": \"2024-05-03\", \"level\": 2, \"types\": [\"physical\","
+        " \"verbal\"], \"setting\": \"dormitory\", \"grade_band\": \"junior\", \"victims\":"
+        " {\"female\": 0, \"male\": 1}, \"perpetrators\": {\"female\": 0, \"male\": 2}, "
+        "\"measures\":"
+        " [\"education\", \"discipline\"], \"parents_notified\": true, \"psychological_support\":"
+        " true, \"status\": \"open\", \"closed_on\": null, \"summary\": \"课间在宿舍发生推搡。\"}";
 
 static const char rectification_rules[] =
-	"[{\"id\": \"found_le_deadline\", \"each\": \"/items\", \"left\": \"@/found_on\","
-	" \"op\": \"<=\", \"right\": \"@/deadline\", \"message\": \"the deadline cannot be before"
-	" the problem was found\"},"
-	" {\"id\": \"done_has_completed\", \"each\": \"/items\", \"when\": {\"left\": \"@/status\","
-	" \"op\": \"in\", \"right\": {\"const\": [\"done\", \"verified\"]}}, \"left\":"
-	" \"@/completed_on\", \"op\": \"!=\", \"right\": null, \"message\": \"a done or verified"
-	" item needs its completion date\"},"
-	" {\"id\": \"item_id_unique\", \"each\": \"/items\", \"left\": \"@/item_id\", \"op\":"
-	" \"unique\", \"message\": \"item ids must be unique\"}]";
+        "[{\"id\": \"found_le_deadline\", \"each\": \"/items\", \"left\": \"@/found_on\","
+        " \"op\": \"<=\", \"right\": \"@/deadline\", \"message\": \"the deadline cannot be before"
+        " the problem was found\"},"
+        " {\"id\": \"done_has_completed\", \"each\": \"/items\", \"when\": {\"left\": \"@/status\","
+        " \"op\": \"in\", \"right\": {\"const\": [\"done\", \"verified\"]}}, \"left\":"
+        " \"@/completed_on\", \"op\": \"!=\", \"right\": null, \"message\": \"a done or verified"
+        " item needs its completion date\"},"
+        " {\"id\": \"item_id_unique\", \"each\": \"/items\", \"left\": \"@/item_id\", \"op\":"
+        " \"unique\", \"message\": \"item ids must be unique\"}]";
 
 static const char summary_rules[] =
-	"[{\"id\": \"done_overdue_le_total\", \"left\": {\"sum\": [\"/ledger_items_done\","
-	" \"/ledger_items_overdue\"]}, \"op\": \"<=\", \"right\": \"/ledger_items_total\","
-	" \"message\": \"done plus overdue items cannot exceed the total\"}]";
+        "[{\"id\": \"done_overdue_le_total\", \"left\": {\"sum\": [\"/ledger_items_done\","
+        " \"/ledger_items_overdue\"]}, \"op\": \"<=\", \"right\": \"/ledger_items_total\","
+        " \"message\": \"done plus overdue items cannot exceed the total\"}]";
 
 /* Applies edit (cJSON_ReplaceItemInObject-style "pointer-free" top-level edits) to the
  * example and checks: returns the failures and fills errs. */
 static int check_edited(const char *rules, const char *example, const char *member,
-			const char *value_json, struct errlist *errs)
+                        const char *value_json, struct errlist *errs)
 {
 	struct rules *rs = compile_ok(rules);
 	cJSON *data = parse(example);
@@ -867,7 +909,7 @@ static int check_edited(const char *rules, const char *example, const char *memb
 }
 
 static void expect_one(struct errlist *errs, const char *pointer, const char *keyword,
-		       const char *message)
+                       const char *message)
 {
 	assert_int_equal(errs->count, 1);
 	assert_string_equal(errs->entries[0].pointer, pointer);
@@ -885,38 +927,41 @@ static void test_forms_screening(void **state)
 	errlist_init(&errs);
 	assert_int_equal(check_edited(screening_rules, screening_example, NULL, NULL, &errs), 0);
 	assert_int_equal(check_edited(screening_rules, screening_example, "students_screened",
-				      "1300", &errs),
-			 1);
+	                              "1300", &errs),
+	                 1);
 	expect_one(&errs, "/students_screened", "x-rules:screened_le_enrolled",
-		   "students screened must not exceed students enrolled (1300 > 1200)");
-	assert_int_equal(check_edited(screening_rules, screening_example, "risk_cases_by_type",
-				      "{\"physical\": 8, \"verbal\": 7, \"relational\": 1, \"cyber\": 9,"
-				      " \"property\": 0}",
-				      &errs),
-			 2);
+	           "students screened must not exceed students enrolled (1300 > 1200)");
+	assert_int_equal(
+	        check_edited(screening_rules, screening_example, "risk_cases_by_type",
+	                     "{\"physical\": 8, \"verbal\": 7, \"relational\": 1, \"cyber\": 9,"
+	                     " \"property\": 0}",
+	                     &errs),
+	        2);
 	assert_string_equal(errs.entries[0].pointer, "/risk_cases_by_type/physical");
 	assert_string_equal(errs.entries[1].pointer, "/risk_cases_by_type/cyber");
 	assert_string_equal(errs.entries[1].message,
-			    "risk cases of one type must not exceed risk cases found (9 > 7)");
+	                    "risk cases of one type must not exceed risk cases found (9 > 7)");
 	errlist_release(&errs);
-	assert_int_equal(check_edited(screening_rules, screening_example, "hidden_risk_points_found",
-				      "41", &errs),
-			 1);
+	assert_int_equal(check_edited(screening_rules, screening_example,
+	                              "hidden_risk_points_found", "41", &errs),
+	                 1);
 	expect_one(&errs, "/hidden_risk_points_found", "x-rules:hidden_found_le_checked", NULL);
 	/* boundaries pass */
 	assert_int_equal(check_edited(screening_rules, screening_example, "students_screened",
-				      "1200", &errs),
-			 0);
+	                              "1200", &errs),
+	                 0);
 }
 
 static void test_forms_incident(void **state)
 {
 	struct errlist errs;
 	const char *closed_ok =
-		"{\"occurred_on\": \"2024-05-02\", \"discovered_on\": \"2024-05-02\", \"reported_on\":"
-		" \"2024-05-03\", \"level\": 3, \"victims\": {\"female\": 1, \"male\": 0}, \"measures\":"
-		" [\"education\", \"police_referral\"], \"status\": \"closed\", \"closed_on\":"
-		" \"2024-05-20\"}";
+	        "{\"occurred_on\": \"2024-05-02\", \"discovered_on\": \"2024-05-02\", "
+	        "\"reported_on\":"
+	        " \"2024-05-03\", \"level\": 3, \"victims\": {\"female\": 1, \"male\": 0}, "
+	        "\"measures\":"
+	        " [\"education\", \"police_referral\"], \"status\": \"closed\", \"closed_on\":"
+	        " \"2024-05-20\"}";
 
 	(void)state;
 	errlist_init(&errs);
@@ -924,71 +969,73 @@ static void test_forms_incident(void **state)
 	assert_int_equal(check_edited(incident_rules, closed_ok, NULL, NULL, &errs), 0);
 	/* occurred_on <= discovered_on <= reported_on */
 	assert_int_equal(check_edited(incident_rules, incident_example, "occurred_on",
-				      "\"2024-05-03\"", &errs),
-			 1);
+	                              "\"2024-05-03\"", &errs),
+	                 1);
 	expect_one(&errs, "/occurred_on", "x-rules:occurred_le_discovered",
-		   "discovered before it occurred (\"2024-05-03\" > \"2024-05-02\")");
+	           "discovered before it occurred (\"2024-05-03\" > \"2024-05-02\")");
 	assert_int_equal(check_edited(incident_rules, incident_example, "reported_on",
-				      "\"2024-05-01\"", &errs),
-			 1);
+	                              "\"2024-05-01\"", &errs),
+	                 1);
 	expect_one(&errs, "/discovered_on", "x-rules:discovered_le_reported", NULL);
 	/* victims female + male >= 1 */
 	assert_int_equal(check_edited(incident_rules, incident_example, "victims",
-				      "{\"female\": 0, \"male\": 0}", &errs),
-			 1);
+	                              "{\"female\": 0, \"male\": 0}", &errs),
+	                 1);
 	expect_one(&errs, "", "x-rules:victims_at_least_one",
-		   "an incident has at least one victim (0 < 1)");
+	           "an incident has at least one victim (0 < 1)");
 	/* level 3 requires police_referral */
 	assert_int_equal(check_edited(incident_rules, incident_example, "level", "3", &errs), 1);
 	expect_one(&errs, "/measures", "x-rules:level3_police",
-		   "a level 3 incident must be referred to the police ([\"education\","
-		   " \"discipline\"] does not contain \"police_referral\")");
+	           "a level 3 incident must be referred to the police ([\"education\","
+	           " \"discipline\"] does not contain \"police_referral\")");
 	/* closed requires closed_on, and closed_on >= occurred_on */
 	assert_int_equal(check_edited(incident_rules, closed_ok, "closed_on", "null", &errs), 1);
 	expect_one(&errs, "/closed_on", "x-rules:closed_has_date",
-		   "a closed incident needs its closing date (null == null)");
-	assert_int_equal(check_edited(incident_rules, closed_ok, "closed_on", "\"2024-05-01\"",
-				      &errs),
-			 1);
+	           "a closed incident needs its closing date (null == null)");
+	assert_int_equal(
+	        check_edited(incident_rules, closed_ok, "closed_on", "\"2024-05-01\"", &errs), 1);
 	expect_one(&errs, "/closed_on", "x-rules:closed_ge_occurred", NULL);
 	/* open requires closed_on null */
 	assert_int_equal(check_edited(incident_rules, incident_example, "closed_on",
-				      "\"2024-05-20\"", &errs),
-			 1);
+	                              "\"2024-05-20\"", &errs),
+	                 1);
 	expect_one(&errs, "/closed_on", "x-rules:open_not_closed",
-		   "an open incident has no closing date (\"2024-05-20\" != null)");
+	           "an open incident has no closing date (\"2024-05-20\" != null)");
 }
 
 static void test_forms_rectification(void **state)
 {
 	struct errlist errs;
-	const char *ok = "{\"as_of\": \"2024-06-30\", \"items\": [{\"item_id\": \"R-001\", \"found_on\":"
-			 " \"2024-04-10\", \"deadline\": \"2024-05-31\", \"status\": \"done\","
-			 " \"completed_on\": \"2024-05-20\"}, {\"item_id\": \"R-002\", \"found_on\":"
-			 " \"2024-05-10\", \"deadline\": \"2024-05-10\", \"status\": \"open\","
-			 " \"completed_on\": null}]}";
-	const char *bad = "{\"as_of\": \"2024-06-30\", \"items\": [{\"item_id\": \"R-001\", \"found_on\":"
-			  " \"2024-04-10\", \"deadline\": \"2024-05-31\", \"status\": \"verified\"},"
-			  " {\"item_id\": \"R-002\", \"found_on\": \"2024-06-10\", \"deadline\":"
-			  " \"2024-05-31\", \"status\": \"in_progress\", \"completed_on\": null},"
-			  " {\"item_id\": \"R-001\", \"found_on\": \"2024-04-10\", \"deadline\":"
-			  " \"2024-05-31\", \"status\": \"done\", \"completed_on\": null},"
-			  " {\"item_id\": \"R-004\", \"found_on\": \"2024-04-10\", \"deadline\":"
-			  " \"2024-05-31\", \"status\": \"done\", \"completed_on\": \"2024-05-01\"}]}";
+	const char *ok =
+	        "{\"as_of\": \"2024-06-30\", \"items\": [{\"item_id\": \"R-001\", \"found_on\":"
+	        " \"2024-04-10\", \"deadline\": \"2024-05-31\", \"status\": \"done\","
+	        " \"completed_on\": \"2024-05-20\"}, {\"item_id\": \"R-002\", \"found_on\":"
+	        " \"2024-05-10\", \"deadline\": \"2024-05-10\", \"status\": \"open\","
+	        " \"completed_on\": null}]}";
+	const char *bad =
+	        "{\"as_of\": \"2024-06-30\", \"items\": [{\"item_id\": \"R-001\", \"found_on\":"
+	        " \"2024-04-10\", \"deadline\": \"2024-05-31\", \"status\": \"verified\"},"
+	        " {\"item_id\": \"R-002\", \"found_on\": \"2024-06-10\", \"deadline\":"
+	        " \"2024-05-31\", \"status\": \"in_progress\", \"completed_on\": null},"
+	        " {\"item_id\": \"R-001\", \"found_on\": \"2024-04-10\", \"deadline\":"
+	        " \"2024-05-31\", \"status\": \"done\", \"completed_on\": null},"
+	        " {\"item_id\": \"R-004\", \"found_on\": \"2024-04-10\", \"deadline\":"
+	        " \"2024-05-31\", \"status\": \"done\", \"completed_on\": \"2024-05-01\"}]}";
 
 	(void)state;
 	errlist_init(&errs);
 	assert_int_equal(check_edited(rectification_rules, ok, NULL, NULL, &errs), 0);
-	assert_int_equal(check_edited(rectification_rules, "{\"as_of\": \"2024-06-30\", \"items\": []}",
-				      NULL, NULL, &errs),
-			 0);
+	assert_int_equal(check_edited(rectification_rules,
+	                              "{\"as_of\": \"2024-06-30\", \"items\": []}", NULL, NULL,
+	                              &errs),
+	                 0);
 	assert_int_equal(check_edited(rectification_rules, bad, NULL, NULL, &errs), 4);
 	assert_string_equal(errs.entries[0].pointer, "/items/1/found_on");
 	assert_string_equal(errs.entries[0].keyword, "x-rules:found_le_deadline");
 	assert_string_equal(errs.entries[1].pointer, "/items/0/completed_on");
 	assert_string_equal(errs.entries[1].keyword, "x-rules:done_has_completed");
 	assert_string_equal(errs.entries[1].message,
-			    "a done or verified item needs its completion date (null == null)");
+	                    "a done or verified item needs its completion date (null == null)");
 	assert_string_equal(errs.entries[2].pointer, "/items/2/completed_on");
 	assert_string_equal(errs.entries[3].pointer, "/items/2/item_id");
 	assert_string_equal(errs.entries[3].keyword, "x-rules:item_id_unique");
@@ -998,15 +1045,16 @@ static void test_forms_rectification(void **state)
 static void test_forms_summary(void **state)
 {
 	const char *example = "{\"ledger_items_total\": 5, \"ledger_items_done\": 4,"
-			      " \"ledger_items_overdue\": 1}";
+	                      " \"ledger_items_overdue\": 1}";
 	struct errlist errs;
 
 	(void)state;
 	errlist_init(&errs);
 	assert_int_equal(check_edited(summary_rules, example, NULL, NULL, &errs), 0);
-	assert_int_equal(check_edited(summary_rules, example, "ledger_items_overdue", "2", &errs), 1);
+	assert_int_equal(check_edited(summary_rules, example, "ledger_items_overdue", "2", &errs),
+	                 1);
 	expect_one(&errs, "", "x-rules:done_overdue_le_total",
-		   "done plus overdue items cannot exceed the total (6 > 5)");
+	           "done plus overdue items cannot exceed the total (6 > 5)");
 }
 
 static struct rules_condition_set *set_ok(const char *json)
@@ -1039,20 +1087,19 @@ static void test_condition_sets(void **state)
 {
 	/* x-rollup-derived "overdue" of docs/FORMS-FORMAT.md */
 	struct rules_condition_set *overdue = set_ok(
-		"{\"name\": \"overdue\", \"each\": \"/items\", \"when\": [{\"left\": \"@/status\","
-		" \"op\": \"not_in\", \"right\": {\"const\": [\"done\", \"verified\"]}},"
-		" {\"left\": \"/as_of\", \"op\": \">\", \"right\": \"@/deadline\"}],"
-		" \"title\": \"overdue items\", \"x-label-zh\": \"逾期未整改\"}");
+	        "{\"name\": \"overdue\", \"each\": \"/items\", \"when\": [{\"left\": \"@/status\","
+	        " \"op\": \"not_in\", \"right\": {\"const\": [\"done\", \"verified\"]}},"
+	        " {\"left\": \"/as_of\", \"op\": \">\", \"right\": \"@/deadline\"}],"
+	        " \"title\": \"overdue items\", \"x-label-zh\": \"逾期未整改\"}");
 	struct rules_condition_set *s;
-	cJSON *data = parse(
-		"{\"as_of\": \"2024-06-30\", \"items\": ["
-		"{\"status\": \"done\", \"deadline\": \"2024-05-31\"},"
-		"{\"status\": \"open\", \"deadline\": \"2024-05-31\"},"
-		"{\"status\": \"in_progress\", \"deadline\": \"2024-06-29\"},"
-		"{\"status\": \"open\", \"deadline\": \"2024-06-30\"},"
-		"{\"status\": \"verified\", \"deadline\": \"2024-01-01\"},"
-		"{\"status\": \"open\"},"
-		"{\"deadline\": \"2024-06-01\"}]}");
+	cJSON *data = parse("{\"as_of\": \"2024-06-30\", \"items\": ["
+	                    "{\"status\": \"done\", \"deadline\": \"2024-05-31\"},"
+	                    "{\"status\": \"open\", \"deadline\": \"2024-05-31\"},"
+	                    "{\"status\": \"in_progress\", \"deadline\": \"2024-06-29\"},"
+	                    "{\"status\": \"open\", \"deadline\": \"2024-06-30\"},"
+	                    "{\"status\": \"verified\", \"deadline\": \"2024-01-01\"},"
+	                    "{\"status\": \"open\"},"
+	                    "{\"deadline\": \"2024-06-01\"}]}");
 
 	(void)state;
 	/* items 1, 2 and 6 (no status is not done): 3 (deadline not passed), 5 (none) are not */
@@ -1064,7 +1111,8 @@ static void test_condition_sets(void **state)
 	rules_condition_set_free(overdue);
 
 	/* each over an object's members; without when every element counts */
-	s = set_ok("{\"each\": \"/by_type\", \"when\": {\"left\": \"@\", \"op\": \">\", \"right\": 0}}");
+	s = set_ok("{\"each\": \"/by_type\", \"when\": {\"left\": \"@\", \"op\": \">\", \"right\": "
+	           "0}}");
 	cJSON_Delete(data);
 	data = parse("{\"by_type\": {\"a\": 0, \"b\": 2, \"c\": 5, \"d\": null}}");
 	assert_int_equal(rules_count_matching(s, data), 2);
@@ -1086,11 +1134,11 @@ static void test_condition_sets(void **state)
 
 	set_fails("[]", "a condition set is an object");
 	set_fails("{\"each\": \"/i\", \"when\": [{\"left\": \"@/a\", \"op\": \"<\"}]}",
-		  "when[0]: missing right for binary op \"<\"");
+	          "when[0]: missing right for binary op \"<\"");
 	set_fails("{\"when\": [{\"left\": \"@/a\", \"op\": \"==\", \"right\": 1}]}",
-		  "when[0]: left: \"@/a\" addresses an element, but there is no \"each\"");
+	          "when[0]: left: \"@/a\" addresses an element, but there is no \"each\"");
 	set_fails("{\"each\": \"/i\", \"when\": {\"left\": \"@/a\", \"op\": \"unique\"}}",
-		  "when: \"unique\" is a rule of its own, not a condition");
+	          "when: \"unique\" is a rule of its own, not a condition");
 	set_fails("{\"each\": \"i\"}", "each: malformed JSON Pointer \"i\"");
 }
 
@@ -1140,15 +1188,15 @@ static void compare_expect(const char *path, const struct errlist *errs, const c
 	for (size_t i = 0; i < errs->count; i++)
 		if (strncmp(errs->entries[i].keyword, prefix, strlen(prefix)) == 0)
 			n += (size_t)snprintf(got + n, sizeof(got) - n, "%s %s\n",
-					      errs->entries[i].pointer, errs->entries[i].keyword);
+			                      errs->entries[i].pointer, errs->entries[i].keyword);
 	for (const char *line = want; *line;) {
 		const char *nl = strchr(line, '\n');
 		size_t len = nl ? (size_t)(nl - line) : strlen(line);
 		const char *sp = memchr(line, ' ', len);
 
 		if (sp && strncmp(sp + 1, prefix, strlen(prefix)) == 0)
-			m += (size_t)snprintf(filtered + m, sizeof(filtered) - m, "%.*s\n", (int)len,
-					      line);
+			m += (size_t)snprintf(filtered + m, sizeof(filtered) - m, "%.*s\n",
+			                      (int)len, line);
 		line += len + (nl ? 1 : 0);
 	}
 	if (strcmp(got, filtered) != 0)
@@ -1178,7 +1226,7 @@ static void test_tree_forms_and_returns(void **state)
 			continue;
 		}
 		if (rules_compile(cJSON_GetObjectItemCaseSensitive(schema, "x-rules"), err,
-				  sizeof(err), &rs) != 0)
+		                  sizeof(err), &rs) != 0)
 			fail_msg("%s: %s", path, err);
 		derived = cJSON_GetObjectItemCaseSensitive(schema, "x-rollup-derived");
 		for (cJSON *d = derived ? derived->child : NULL; d; d = d->next) {
@@ -1197,16 +1245,17 @@ static void test_tree_forms_and_returns(void **state)
 			struct errlist errs;
 			cJSON *data;
 
-			if ((!good && !bad) || len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+			if ((!good && !bad) || len < 6 ||
+			    strcmp(de->d_name + len - 5, ".json") != 0)
 				continue;
 			snprintf(path, sizeof(path), "tests/data/returns/%s/%s", forms[f],
-				 de->d_name);
+			         de->d_name);
 			data = read_json(path);
 			errlist_init(&errs);
 			assert_true(rules_check(rs, data, &errs) >= 0);
 			if (good && errs.count)
 				fail_msg("%s: %s %s: %s", path, errs.entries[0].pointer,
-					 errs.entries[0].keyword, errs.entries[0].message);
+				         errs.entries[0].keyword, errs.entries[0].message);
 			if (bad) {
 				snprintf(path + strlen(path) - 5, 8, ".expect");
 				compare_expect(path, &errs, "x-rules:");
@@ -1226,27 +1275,27 @@ static void test_tree_forms_and_returns(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ordered_operators),
-		cmocka_unit_test(test_equality_operators),
-		cmocka_unit_test(test_membership_operators),
-		cmocka_unit_test(test_not_applicable),
-		cmocka_unit_test(test_operands),
-		cmocka_unit_test(test_message_and_pointer),
-		cmocka_unit_test(test_importance),
-		cmocka_unit_test(test_when),
-		cmocka_unit_test(test_each_array),
-		cmocka_unit_test(test_each_object),
-		cmocka_unit_test(test_unique),
-		cmocka_unit_test(test_unique_large),
-		cmocka_unit_test(test_deep_values),
-		cmocka_unit_test(test_compile_errors),
-		cmocka_unit_test(test_compile_limits),
-		cmocka_unit_test(test_forms_screening),
-		cmocka_unit_test(test_forms_incident),
-		cmocka_unit_test(test_forms_rectification),
-		cmocka_unit_test(test_forms_summary),
-		cmocka_unit_test(test_condition_sets),
-		cmocka_unit_test(test_tree_forms_and_returns),
+	        cmocka_unit_test(test_ordered_operators),
+	        cmocka_unit_test(test_equality_operators),
+	        cmocka_unit_test(test_membership_operators),
+	        cmocka_unit_test(test_not_applicable),
+	        cmocka_unit_test(test_operands),
+	        cmocka_unit_test(test_message_and_pointer),
+	        cmocka_unit_test(test_importance),
+	        cmocka_unit_test(test_when),
+	        cmocka_unit_test(test_each_array),
+	        cmocka_unit_test(test_each_object),
+	        cmocka_unit_test(test_unique),
+	        cmocka_unit_test(test_unique_large),
+	        cmocka_unit_test(test_deep_values),
+	        cmocka_unit_test(test_compile_errors),
+	        cmocka_unit_test(test_compile_limits),
+	        cmocka_unit_test(test_forms_screening),
+	        cmocka_unit_test(test_forms_incident),
+	        cmocka_unit_test(test_forms_rectification),
+	        cmocka_unit_test(test_forms_summary),
+	        cmocka_unit_test(test_condition_sets),
+	        cmocka_unit_test(test_tree_forms_and_returns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,8 +31,8 @@ enum privacy_kind {
 
 struct privacy_match {
 	enum privacy_kind kind;
-	size_t offset;	    /* bytes before the match */
-	size_t length;	    /* bytes in the match */
+	size_t offset;      /* bytes before the match */
+	size_t length;      /* bytes in the match */
 	size_t char_offset; /* characters (code points) before the match */
 	size_t char_length; /* characters in the match */
 };

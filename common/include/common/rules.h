@@ -38,7 +38,7 @@ struct rules_condition_set;
  * "x-rules[2] (\"found_le_deadline\"): unknown op \"=<\"". Returns 0, -EINVAL or -ENOMEM.
  * Caller frees *ret_rules with rules_free(). */
 int rules_compile(const struct cJSON *x_rules, char *err, size_t errlen,
-		  struct rules **ret_rules) WUR;
+                  struct rules **ret_rules) WUR;
 void rules_free(struct rules *rules);
 /* How many rules were compiled. */
 size_t rules_count(const struct rules *rules);
@@ -56,7 +56,7 @@ int rules_check(const struct rules *rules, const struct cJSON *data, struct errl
  * as for rules_compile(), e.g. "when[1]: right: ...". Caller frees *ret_set with
  * rules_condition_set_free(). */
 int rules_compile_condition_set(const struct cJSON *def, char *err, size_t errlen,
-				struct rules_condition_set **ret_set) WUR;
+                                struct rules_condition_set **ret_set) WUR;
 void rules_condition_set_free(struct rules_condition_set *set);
 
 /* With "each": how many elements of the array (or member values of the object) at that
