@@ -106,17 +106,25 @@ bench: all $(BENCH_BIN)
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
-check: unit integration
+# Unit tests first, then integration tests, so the output ends with pytest's summary.
+define run_unit
+failed=0; for t in $(UNIT_BIN); do \
+	echo "== $$t"; $$t || failed=$$((failed + 1)); \
+done; \
+echo "unit test programs: $(words $(UNIT_BIN)) run, $$failed failed"; \
+test $$failed -eq 0
+endef
+define run_integration
+cd tests/integration && $(PYTHON) -m pytest -q -p no:cacheprovider .
+endef
 
+check: all $(UNIT_BIN)
+	@$(run_unit)
+	@$(run_integration)
 unit: $(UNIT_BIN)
-	@failed=0; for t in $(UNIT_BIN); do \
-		echo "== $$t"; $$t || failed=$$((failed + 1)); \
-	done; \
-	echo "unit test programs: $(words $(UNIT_BIN)) run, $$failed failed"; \
-	test $$failed -eq 0
-
+	@$(run_unit)
 integration: all
-	cd tests/integration && $(PYTHON) -m pytest -q -p no:cacheprovider .
+	@$(run_integration)
 
 # libFuzzer targets (clang); each runs FUZZ_SECONDS seconds from its seed corpus.
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
