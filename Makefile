@@ -129,18 +129,28 @@ integration: all
 # libFuzzer targets (clang); each runs FUZZ_SECONDS seconds from its seed corpus.
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer-no-link,address,undefined \
 	-fno-sanitize-recover=all -Icommon/include $(PKG_CFLAGS)
-build/fuzz/%: fuzz/%.c $(COMMON_SRC)
+FUZZ_COMMON_OBJ := $(COMMON_SRC:%.c=build/fuzz/%.o)
+build/fuzz/%.o: %.c
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+	@echo "  CC-FUZZ $<"
+	$(Q)clang $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+build/fuzz/libcommon.a: $(FUZZ_COMMON_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+build/fuzz/fuzz_%: build/fuzz/fuzz/fuzz_%.o build/fuzz/libcommon.a
+	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
 		name=$$(basename $$f); corpus=build/fuzz/corpus-$$name; mkdir -p $$corpus; \
 		echo "== $$name ($(FUZZ_SECONDS) s)"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-			-print_final_stats=0 $$corpus fuzz/corpus/$$name 2>&1 | tail -n 3 || exit 1; \
-	done
+		if ! $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+			-rss_limit_mb=2048 $$corpus fuzz/corpus/$$name > build/fuzz/$$name.log 2>&1; then \
+			tail -n 40 build/fuzz/$$name.log; echo "fuzz target $$name failed"; exit 1; \
+		fi; \
+		grep -E "^(#[0-9]+ *DONE|Done)" build/fuzz/$$name.log | tail -n 1; \
+	done; \
+	echo "fuzz targets: $(words $(FUZZ_BIN)) run, 0 failed"
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
