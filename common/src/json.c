@@ -57,7 +57,7 @@ static int scan_fail(struct scan *sc, const char *what)
 	}
 	if (sc->pos >= sc->len)
 		set_err(sc->err, sc->errlen, "%s at end of input (line %u, column %u)", what, line,
-			col);
+		        col);
 	else
 		set_err(sc->err, sc->errlen, "%s at line %u, column %u", what, line, col);
 	return -EINVAL;
@@ -311,7 +311,8 @@ after:
 		depth--;
 		goto after;
 	}
-	return scan_fail(sc, stack[depth - 1] == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+	return scan_fail(sc,
+	                 stack[depth - 1] == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
 key:
 	if (sc->pos >= sc->len || sc->s[sc->pos] != '"')
 		return scan_fail(sc, "expected a member name");
@@ -340,7 +341,7 @@ static int frame_pointer(const struct frame *f, struct buf *b)
 }
 
 static int PRINTF_LIKE(4, 5)
-	tree_fail(const struct frame *f, char *err, size_t errlen, const char *fmt, ...)
+        tree_fail(const struct frame *f, char *err, size_t errlen, const char *fmt, ...)
 {
 	struct buf b;
 	char what[256];
@@ -373,8 +374,7 @@ static int find_duplicate(const cJSON *obj, const char **ret_name)
 	const cJSON *c;
 
 	*ret_name = NULL;
-	cJSON_ArrayForEach(c, obj)
-		n++;
+	cJSON_ArrayForEach(c, obj) n++;
 	if (n <= 16) {
 		for (const cJSON *a = obj->child; a; a = a->next)
 			for (const cJSON *b = a->next; b; b = b->next)
@@ -387,8 +387,7 @@ static int find_duplicate(const cJSON *obj, const char **ret_name)
 	v = malloc(n * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	cJSON_ArrayForEach(c, obj)
-		v[i++] = c;
+	cJSON_ArrayForEach(c, obj) v[i++] = c;
 	qsort(v, n, sizeof(*v), cmp_names);
 	for (i = 1; i < n; i++)
 		if (strcmp(v[i - 1]->string, v[i]->string) == 0) {
@@ -413,8 +412,8 @@ static bool utf8_valid(const char *s)
 
 /* What the grammar check cannot see: duplicate names and numbers beyond double range.
  * For trees not made by json_parse_untrusted() (full), also depth and UTF-8. */
-static int check_tree(const cJSON *node, const struct frame *f, int depth, int max_depth,
-		      bool full, char *err, size_t errlen)
+static int check_tree(const cJSON *node, const struct frame *f, int depth, int max_depth, bool full,
+                      char *err, size_t errlen)
 {
 	const char *dup;
 	size_t i = 0;
@@ -449,9 +448,9 @@ static int check_tree(const cJSON *node, const struct frame *f, int depth, int m
 		return 0;
 	for (const cJSON *c = node->child; c; c = c->next, i++) {
 		struct frame sub = {
-			.up = f,
-			.key = cJSON_IsObject(node) ? c->string : NULL,
-			.index = i,
+		        .up = f,
+		        .key = cJSON_IsObject(node) ? c->string : NULL,
+		        .index = i,
 		};
 
 		r = check_tree(c, &sub, depth + 1, max_depth, full, err, errlen);
@@ -462,16 +461,17 @@ static int check_tree(const cJSON *node, const struct frame *f, int depth, int m
 }
 
 int json_parse_untrusted(const char *text, size_t len, int max_depth, cJSON **ret_json, char *err,
-			 size_t errlen)
+                         size_t errlen)
 {
-	struct scan sc = {.s = (const unsigned char *)text, .len = len, .err = err, .errlen = errlen};
+	struct scan sc = {
+	        .s = (const unsigned char *)text, .len = len, .err = err, .errlen = errlen};
 	struct frame root = {0};
 	cJSON *json = NULL;
 	int r;
 
 	if (len > JSON_MAX_TEXT) {
 		set_err(err, errlen, "document of %zu bytes is larger than the limit of %u bytes",
-			len, JSON_MAX_TEXT);
+		        len, JSON_MAX_TEXT);
 		return -EMSGSIZE;
 	}
 	if (max_depth < 0)

@@ -165,6 +165,12 @@ static int check_pointer(const struct cerr *e, const char *part, const char *p, 
 	return 0;
 }
 
+/* A string with its text (hand-built cJSON may lack it: then it is no string). */
+static bool is_text(const cJSON *j)
+{
+	return cJSON_IsString(j) && j->valuestring;
+}
+
 static const char *json_type_name(const cJSON *j)
 {
 	if (cJSON_IsNull(j))
@@ -173,7 +179,7 @@ static const char *json_type_name(const cJSON *j)
 		return "a boolean";
 	if (cJSON_IsNumber(j))
 		return "a number";
-	if (cJSON_IsString(j))
+	if (is_text(j))
 		return "a string";
 	if (cJSON_IsArray(j))
 		return "an array";
@@ -194,7 +200,8 @@ static int compile_sum(const struct cerr *e, const char *part, const cJSON *term
 
 	if (!cJSON_IsArray(terms))
 		return cfail(e, part, "\"sum\" takes an array of operands");
-	cJSON_ArrayForEach(t, terms) n++;
+	for (t = terms->child; t; t = t->next)
+		n++;
 	if (n == 0 || n > RULES_SUM_TERMS_MAX)
 		return cfail(e, part, "\"sum\" takes 1 to %d operands", RULES_SUM_TERMS_MAX);
 	o->terms = calloc(n, sizeof(*o->terms));
@@ -202,8 +209,7 @@ static int compile_sum(const struct cerr *e, const char *part, const cJSON *term
 		return -ENOMEM;
 	o->kind = OPERAND_SUM;
 	o->nterms = n; /* zeroed terms release safely */
-	cJSON_ArrayForEach(t, terms)
-	{
+	for (t = terms->child; t; t = t->next) {
 		char sub[160];
 
 		snprintf(sub, sizeof(sub), "%s: sum[%zu]", part, i);
@@ -229,7 +235,7 @@ static int compile_operand(const struct cerr *e, const char *part, const cJSON *
 	memset(ret, 0, sizeof(*ret));
 	if (depth > RULES_OPERAND_DEPTH)
 		return cfail(e, part, "operands nested deeper than %d", RULES_OPERAND_DEPTH);
-	if (cJSON_IsString(j) && j->valuestring) {
+	if (is_text(j)) {
 		const char *s = j->valuestring;
 
 		if (s[0] == '/') {
@@ -319,7 +325,7 @@ static int check_shapes(const struct cerr *e, const char *part, const struct con
 			const struct operand *o = i ? r : l;
 
 			if (o->kind == OPERAND_LITERAL && !cJSON_IsNumber(o->literal) &&
-			    !cJSON_IsString(o->literal))
+			    !is_text(o->literal))
 				return cfail(e, part,
 				             "%s: \"%s\" compares numbers or strings, not %s",
 				             i ? "right" : "left", ops[c->op].name,
@@ -365,8 +371,7 @@ static int check_members(const struct cerr *e, const char *part, const cJSON *ob
 {
 	const cJSON *m;
 
-	cJSON_ArrayForEach(m, obj)
-	{
+	for (m = obj->child; m; m = m->next) {
 		if (!name_in(m->string, names) && !annotation(m->string))
 			return cfail(e, part, "unknown member \"%s\"", m->string);
 	}
@@ -392,7 +397,7 @@ static int compile_test(const struct cerr *e, const char *part, const cJSON *lef
 	memset(ret, 0, sizeof(*ret));
 	if (!op)
 		return cfail(e, part, "missing op");
-	if (!cJSON_IsString(op))
+	if (!is_text(op))
 		return cfail(e, part, "op is %s, not a string", json_type_name(op));
 	for (i = 0; i < ARRAY_SIZE(ops); i++)
 		if (strcmp(op->valuestring, ops[i].name) == 0)
@@ -460,7 +465,8 @@ static int compile_when(const struct cerr *e, const cJSON *when, bool in_each,
 	if (cJSON_IsObject(when)) {
 		n = 1;
 	} else if (cJSON_IsArray(when)) {
-		cJSON_ArrayForEach(item, when) n++;
+		for (item = when->child; item; item = item->next)
+			n++;
 	} else {
 		return cfail(e, "when", "a condition or an array of conditions, not %s",
 		             json_type_name(when));
@@ -478,8 +484,7 @@ static int compile_when(const struct cerr *e, const cJSON *when, bool in_each,
 		if (r < 0)
 			goto fail;
 	} else {
-		cJSON_ArrayForEach(item, when)
-		{
+		for (item = when->child; item; item = item->next) {
 			snprintf(part, sizeof(part), "when[%zu]", i);
 			r = compile_condition(e, part, item, in_each, &c[i++]);
 			if (r < 0)
@@ -503,7 +508,7 @@ static int compile_each(const struct cerr *e, const cJSON *each, char **ret_each
 		*ret_each = NULL;
 		return 0;
 	}
-	if (!cJSON_IsString(each))
+	if (!is_text(each))
 		return cfail(e, "each", "a JSON Pointer string, not %s", json_type_name(each));
 	r = check_pointer(e, "each", each->valuestring, each->valuestring);
 	if (r < 0)
@@ -551,7 +556,7 @@ static int compile_rule(struct cerr *e, const cJSON *j, const struct rule *done,
 	id = cJSON_GetObjectItemCaseSensitive(j, "id");
 	if (!id)
 		return cfail(e, "", "missing id");
-	if (!cJSON_IsString(id))
+	if (!is_text(id))
 		return cfail(e, "", "id is %s, not a string", json_type_name(id));
 	if (strlen(id->valuestring) > RULES_ID_MAX)
 		return cfail(e, "", "id longer than %d bytes", RULES_ID_MAX);
@@ -579,7 +584,7 @@ static int compile_rule(struct cerr *e, const cJSON *j, const struct rule *done,
 	msg = cJSON_GetObjectItemCaseSensitive(j, "message");
 	if (!msg)
 		return cfail(e, "", "missing message");
-	if (!cJSON_IsString(msg) || !*msg->valuestring)
+	if (!is_text(msg) || !*msg->valuestring)
 		return cfail(e, "", "message is not a non-empty string");
 	if (strlen(msg->valuestring) > RULES_MESSAGE_MAX)
 		return cfail(e, "", "message longer than %d bytes", RULES_MESSAGE_MAX);
@@ -590,15 +595,15 @@ static int compile_rule(struct cerr *e, const cJSON *j, const struct rule *done,
 	imp = cJSON_GetObjectItemCaseSensitive(j, "importance");
 	ru->severity = ERRLIST_ERROR;
 	if (imp) {
-		if (cJSON_IsString(imp) && strcmp(imp->valuestring, "warning") == 0)
+		if (is_text(imp) && strcmp(imp->valuestring, "warning") == 0)
 			ru->severity = ERRLIST_WARNING;
-		else if (!cJSON_IsString(imp) || strcmp(imp->valuestring, "error") != 0)
+		else if (!is_text(imp) || strcmp(imp->valuestring, "error") != 0)
 			return cfail(e, "",
 			             "unknown importance %s%s%s (use \"error\" or "
 			             "\"warning\")",
-			             cJSON_IsString(imp) ? "\"" : "",
-			             cJSON_IsString(imp) ? imp->valuestring : json_type_name(imp),
-			             cJSON_IsString(imp) ? "\"" : "");
+			             is_text(imp) ? "\"" : "",
+			             is_text(imp) ? imp->valuestring : json_type_name(imp),
+			             is_text(imp) ? "\"" : "");
 	}
 
 	r = compile_each(e, cJSON_GetObjectItemCaseSensitive(j, "each"), &ru->each);
@@ -624,7 +629,8 @@ int rules_compile(const cJSON *x_rules, char *err, size_t errlen, struct rules *
 
 	if (x_rules && !cJSON_IsArray(x_rules))
 		return cfail(&e, "", "an array of rules, not %s", json_type_name(x_rules));
-	cJSON_ArrayForEach(j, x_rules) n++;
+	for (j = x_rules ? x_rules->child : NULL; j; j = j->next)
+		n++;
 	if (n > RULES_MAX)
 		return cfail(&e, "", "more than %d rules", RULES_MAX);
 	rs = calloc(1, sizeof(*rs));
@@ -637,12 +643,11 @@ int rules_compile(const cJSON *x_rules, char *err, size_t errlen, struct rules *
 			goto fail;
 		}
 	}
-	cJSON_ArrayForEach(j, x_rules)
-	{
+	for (j = x_rules ? x_rules->child : NULL; j; j = j->next) {
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
 		char where[RULES_ID_MAX + 40];
 
-		if (cJSON_IsString(id))
+		if (is_text(id))
 			snprintf(where, sizeof(where), "x-rules[%zu] (\"%.*s\")", rs->count,
 			         RULES_ID_MAX, id->valuestring);
 		else
@@ -716,6 +721,12 @@ void rules_condition_set_free(struct rules_condition_set *set)
 
 /* ---- values ---- */
 
+/* The text of a string node, "" when it has none. */
+static const char *str_of(const cJSON *j)
+{
+	return j->valuestring ? j->valuestring : "";
+}
+
 enum val_kind {
 	VAL_NULL,   /* null, or nothing there */
 	VAL_NUMBER, /* num */
@@ -745,7 +756,8 @@ static struct val val_of(const cJSON *j)
 {
 	struct val v = {.kind = VAL_NULL};
 
-	if (!j || cJSON_IsNull(j) || cJSON_IsInvalid(j) || cJSON_IsRaw(j))
+	if (!j || cJSON_IsNull(j) || cJSON_IsInvalid(j) || cJSON_IsRaw(j) ||
+	    (cJSON_IsString(j) && !j->valuestring))
 		return v;
 	if (cJSON_IsNumber(j)) {
 		v.kind = VAL_NUMBER;
@@ -812,7 +824,7 @@ static int json_equal(const cJSON *a, const cJSON *b, int depth)
 	if (cJSON_IsNumber(a))
 		return a->valuedouble == b->valuedouble;
 	if (cJSON_IsString(a))
-		return strcmp(a->valuestring, b->valuestring) == 0;
+		return strcmp(str_of(a), str_of(b)) == 0;
 	if (cJSON_IsArray(a)) {
 		for (x = a->child, y = b->child; x && y; x = x->next, y = y->next) {
 			r = json_equal(x, y, depth + 1);
@@ -888,8 +900,8 @@ static enum outcome compare(enum op op, const struct val *l, const struct val *r
 			if (isnan(l->num) || isnan(r->num))
 				return OUTCOME_NA;
 			c = l->num < r->num ? -1 : l->num > r->num;
-		} else if (l->kind == VAL_JSON && r->kind == VAL_JSON && cJSON_IsString(l->json) &&
-		           cJSON_IsString(r->json)) {
+		} else if (l->kind == VAL_JSON && r->kind == VAL_JSON && is_text(l->json) &&
+		           is_text(r->json)) {
 			c = strcmp(l->json->valuestring, r->json->valuestring);
 		} else {
 			return OUTCOME_NA;
@@ -979,8 +991,7 @@ static int render_json(struct buf *b, const cJSON *j)
 		return buf_puts(b, "false");
 	if (cJSON_IsString(j)) {
 		r = buf_putc(b, '"');
-		for (const unsigned char *s = (const unsigned char *)j->valuestring; r == 0 && *s;
-		     s++) {
+		for (const unsigned char *s = (const unsigned char *)str_of(j); r == 0 && *s; s++) {
 			if (*s == '"' || *s == '\\')
 				r = buf_printf(b, "\\%c", *s);
 			else if (*s < 0x20)
@@ -1154,7 +1165,7 @@ static bool hash_json(const cJSON *j, int depth, uint64_t *ret)
 	if (cJSON_IsNumber(j)) {
 		h = hash_number(j->valuedouble);
 	} else if (cJSON_IsString(j)) {
-		h = hash_bytes(j->valuestring);
+		h = hash_bytes(str_of(j));
 	} else if (cJSON_IsArray(j)) {
 		h = 0xa11a7;
 		for (const cJSON *c = j->child; c; c = c->next) {

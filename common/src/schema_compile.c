@@ -64,7 +64,7 @@ static int path_build(const struct spath *p, struct buf *b)
 
 /* Fills err with "<location>: <message>" and returns code. */
 static int PRINTF_LIKE(4, 5)
-	fail(struct compiler *c, const struct spath *at, int code, const char *fmt, ...)
+        fail(struct compiler *c, const struct spath *at, int code, const char *fmt, ...)
 {
 	struct buf where;
 	char msg[512];
@@ -185,7 +185,7 @@ void schema_node_free(struct schema_node *n)
 }
 
 static int compile_node(struct compiler *c, const cJSON *json, const struct spath *at, int depth,
-			struct schema_node **ret);
+                        struct schema_node **ret);
 
 static int get_number(struct compiler *c, const struct spath *at, const cJSON *v, double *ret)
 {
@@ -217,7 +217,7 @@ static int get_bool(struct compiler *c, const struct spath *at, const cJSON *v, 
 }
 
 static int get_regex(struct compiler *c, const struct spath *at, const char *source,
-		     struct schema_regex *ret)
+                     struct schema_regex *ret)
 {
 	char msg[256] = "";
 	pcre2_code *code;
@@ -245,13 +245,13 @@ static int get_names(struct compiler *c, const struct spath *at, const cJSON *v)
 		for (const cJSON *b = v->child; b != a; b = b->next)
 			if (strcmp(a->valuestring, b->valuestring) == 0)
 				return fail(c, at, -EINVAL, "must not repeat \"%.200s\"",
-					    a->valuestring);
+				            a->valuestring);
 	}
 	return 0;
 }
 
 static int get_schema_list(struct compiler *c, const struct spath *at, const cJSON *v, int depth,
-			   struct schema_list *ret)
+                           struct schema_list *ret)
 {
 	size_t n = 0, i = 0;
 	const cJSON *item;
@@ -259,8 +259,7 @@ static int get_schema_list(struct compiler *c, const struct spath *at, const cJS
 
 	if (!cJSON_IsArray(v) || !v->child)
 		return fail(c, at, -EINVAL, "must be a non-empty array of schemas");
-	cJSON_ArrayForEach(item, v)
-		n++;
+	cJSON_ArrayForEach(item, v) n++;
 	ret->v = calloc(n, sizeof(*ret->v));
 	if (!ret->v)
 		return -ENOMEM;
@@ -279,12 +278,13 @@ static int get_schema_list(struct compiler *c, const struct spath *at, const cJS
 
 static int cmp_named(const void *a, const void *b)
 {
-	return strcmp(((const struct schema_named *)a)->name, ((const struct schema_named *)b)->name);
+	return strcmp(((const struct schema_named *)a)->name,
+	              ((const struct schema_named *)b)->name);
 }
 
 /* An object whose members are schemas (properties, dependentSchemas, $defs). */
 static int get_schema_map(struct compiler *c, const struct spath *at, const cJSON *v, int depth,
-			  struct schema_named **ret, size_t *ret_n)
+                          struct schema_named **ret, size_t *ret_n)
 {
 	struct schema_named *named = NULL;
 	size_t n = 0, i = 0;
@@ -293,8 +293,7 @@ static int get_schema_map(struct compiler *c, const struct spath *at, const cJSO
 
 	if (!cJSON_IsObject(v))
 		return fail(c, at, -EINVAL, "must be an object whose members are schemas");
-	cJSON_ArrayForEach(item, v)
-		n++;
+	cJSON_ArrayForEach(item, v) n++;
 	if (n) {
 		named = calloc(n, sizeof(*named));
 		if (!named)
@@ -327,7 +326,7 @@ fail:
 static int get_type(struct compiler *c, const struct spath *at, const cJSON *v, unsigned *ret)
 {
 	static const char *const names[] = {"null",   "boolean", "object", "array",
-					    "number", "string",  "integer"};
+	                                    "number", "string",  "integer"};
 	const cJSON *one = v;
 	unsigned mask = 0;
 
@@ -386,7 +385,7 @@ static int add_ref(struct compiler *c, struct schema_node *n, const struct spath
 }
 
 static int get_format(struct compiler *c, const struct spath *at, const cJSON *v,
-		      enum schema_format *ret)
+                      enum schema_format *ret)
 {
 	if (!cJSON_IsString(v))
 		return fail(c, at, -EINVAL, "must be a string");
@@ -396,9 +395,9 @@ static int get_format(struct compiler *c, const struct spath *at, const cJSON *v
 		*ret = SCHEMA_FORMAT_DATE_TIME;
 	else
 		return fail(c, at, -EOPNOTSUPP,
-			    "format \"%.100s\" is not checked by this validator (only \"date\" and "
-			    "\"date-time\" are): use \"pattern\"",
-			    v->valuestring);
+		            "format \"%.100s\" is not checked by this validator (only \"date\" and "
+		            "\"date-time\" are): use \"pattern\"",
+		            v->valuestring);
 	return 0;
 }
 
@@ -409,7 +408,7 @@ static int check_dialect(struct compiler *c, const struct spath *at, const cJSON
 	if (strcmp(v->valuestring, "https://json-schema.org/draft/2020-12/schema") != 0 &&
 	    strcmp(v->valuestring, "https://json-schema.org/draft/2020-12/schema#") != 0)
 		return fail(c, at, -EOPNOTSUPP, "only draft 2020-12 is supported, not \"%.200s\"",
-			    v->valuestring);
+		            v->valuestring);
 	return 0;
 }
 
@@ -419,17 +418,17 @@ static const struct {
 	const char *keyword;
 	const char *hint;
 } unsupported[] = {
-	{"$dynamicRef", ""},
-	{"$dynamicAnchor", ""},
-	{"$anchor", " (use a \"$ref\" with a JSON Pointer)"},
-	{"$recursiveRef", ""},
-	{"$recursiveAnchor", ""},
-	{"dependencies", " (draft 7: use dependentRequired or dependentSchemas)"},
-	{"additionalItems", " (before draft 2020-12: use prefixItems and items)"},
+        {"$dynamicRef", ""},
+        {"$dynamicAnchor", ""},
+        {"$anchor", " (use a \"$ref\" with a JSON Pointer)"},
+        {"$recursiveRef", ""},
+        {"$recursiveAnchor", ""},
+        {"dependencies", " (draft 7: use dependentRequired or dependentSchemas)"},
+        {"additionalItems", " (before draft 2020-12: use prefixItems and items)"},
 };
 
 static int compile_keyword(struct compiler *c, struct schema_node *n, const cJSON *v,
-			   const struct spath *at, int depth)
+                           const struct spath *at, int depth)
 {
 	const char *k = v->string;
 	int r;
@@ -437,7 +436,7 @@ static int compile_keyword(struct compiler *c, struct schema_node *n, const cJSO
 	for (size_t i = 0; i < ARRAY_SIZE(unsupported); i++)
 		if (strcmp(k, unsupported[i].keyword) == 0)
 			return fail(c, at, -EOPNOTSUPP, "keyword \"%s\" is not supported%s", k,
-				    unsupported[i].hint);
+			            unsupported[i].hint);
 	if (strcmp(k, "type") == 0)
 		return get_type(c, at, v, &n->types);
 	if (strcmp(k, "enum") == 0) {
@@ -520,8 +519,7 @@ static int compile_keyword(struct compiler *c, struct schema_node *n, const cJSO
 
 		if (!cJSON_IsObject(v))
 			return fail(c, at, -EINVAL, "must be an object whose members are schemas");
-		cJSON_ArrayForEach(item, v)
-			count++;
+		cJSON_ArrayForEach(item, v) count++;
 		if (!count)
 			return 0;
 		n->pattern_properties = calloc(count, sizeof(*n->pattern_properties));
@@ -530,7 +528,7 @@ static int compile_keyword(struct compiler *c, struct schema_node *n, const cJSO
 		cJSON_ArrayForEach(item, v)
 		{
 			struct schema_pattern_prop *pp =
-				&n->pattern_properties[n->n_pattern_properties];
+			        &n->pattern_properties[n->n_pattern_properties];
 			struct spath sub = {.up = at, .key = item->string};
 
 			r = get_regex(c, &sub, item->string, &pp->re);
@@ -551,8 +549,7 @@ static int compile_keyword(struct compiler *c, struct schema_node *n, const cJSO
 
 		if (!cJSON_IsObject(v))
 			return fail(c, at, -EINVAL, "must be an object of arrays of strings");
-		cJSON_ArrayForEach(item, v)
-			count++;
+		cJSON_ArrayForEach(item, v) count++;
 		if (!count)
 			return 0;
 		n->dependent_required = calloc(count, sizeof(*n->dependent_required));
@@ -573,7 +570,7 @@ static int compile_keyword(struct compiler *c, struct schema_node *n, const cJSO
 	}
 	if (strcmp(k, "dependentSchemas") == 0)
 		return get_schema_map(c, at, v, depth, &n->dependent_schemas,
-				      &n->n_dependent_schemas);
+		                      &n->n_dependent_schemas);
 	if (strcmp(k, "propertyNames") == 0)
 		return compile_node(c, v, at, depth + 1, &n->property_names);
 	if (strcmp(k, "unevaluatedProperties") == 0)
@@ -607,14 +604,14 @@ static int compile_keyword(struct compiler *c, struct schema_node *n, const cJSO
 			return fail(c, at, -EINVAL, "must be a string");
 		if (at->up)
 			return fail(c, at, -EOPNOTSUPP,
-				    "\"$id\" is only supported at the top of the schema");
+			            "\"$id\" is only supported at the top of the schema");
 		return 0;
 	}
 	return 0; /* unknown keywords are annotations */
 }
 
 static int compile_node(struct compiler *c, const cJSON *json, const struct spath *at, int depth,
-			struct schema_node **ret)
+                        struct schema_node **ret)
 {
 	struct schema_node *n;
 	const cJSON *kw;
@@ -626,7 +623,8 @@ static int compile_node(struct compiler *c, const cJSON *json, const struct spat
 		return 0;
 	}
 	if (depth > SCHEMA_MAX_DEPTH)
-		return fail(c, at, -EINVAL, "schema nested deeper than %d levels", SCHEMA_MAX_DEPTH);
+		return fail(c, at, -EINVAL, "schema nested deeper than %d levels",
+		            SCHEMA_MAX_DEPTH);
 	if (!cJSON_IsBool(json) && !cJSON_IsObject(json))
 		return fail(c, at, -EINVAL, "must be a schema (an object, true or false)");
 	r = new_node(c, json, &n);
@@ -694,8 +692,8 @@ bad:
 	return NULL;
 }
 
-static int PRINTF_LIKE(4, 5) ref_fail(struct compiler *c, const struct pending_ref *pr, int code,
-				      const char *fmt, ...)
+static int PRINTF_LIKE(4, 5)
+        ref_fail(struct compiler *c, const struct pending_ref *pr, int code, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -718,11 +716,11 @@ static int resolve_ref(struct compiler *c, const struct pending_ref *pr)
 
 	if (ref[0] != '#')
 		return ref_fail(c, pr, -EOPNOTSUPP,
-				"is not a local reference (\"#/...\"): remote schemas are not "
-				"supported");
+		                "is not a local reference (\"#/...\"): remote schemas are not "
+		                "supported");
 	if (ref[1] != '\0' && ref[1] != '/')
 		return ref_fail(c, pr, -EOPNOTSUPP,
-				"names an anchor: anchors are not supported, use a JSON Pointer");
+		                "names an anchor: anchors are not supported, use a JSON Pointer");
 	pointer = fragment_pointer(ref + 1, &r);
 	if (!pointer)
 		return r == -EINVAL ? ref_fail(c, pr, r, "has invalid percent-encoding") : r;
@@ -776,7 +774,7 @@ static int compile_document(cJSON *root, struct schema **ret_schema, char *err, 
 }
 
 int schema_compile(const char *text, size_t len, struct schema **ret_schema, char *err,
-		   size_t errlen)
+                   size_t errlen)
 {
 	cJSON *root = NULL;
 	int r;
@@ -784,7 +782,7 @@ int schema_compile(const char *text, size_t len, struct schema **ret_schema, cha
 	if (len > SCHEMA_MAX_TEXT) {
 		if (err && errlen)
 			snprintf(err, errlen, "schema of %zu bytes is larger than the limit of %u",
-				 len, SCHEMA_MAX_TEXT);
+			         len, SCHEMA_MAX_TEXT);
 		return -EMSGSIZE;
 	}
 	r = json_parse_untrusted(text, len, SCHEMA_MAX_DEPTH, &root, err, errlen);

@@ -60,7 +60,7 @@ struct schema_list {
 /* Limits absent from the schema are SIZE_MAX (max*) or 0 (min*). */
 struct schema_node {
 	const struct cJSON *json; /* this subschema in the schema document */
-	bool is_bool;		  /* true or false schema: only bool_value counts */
+	bool is_bool;             /* true or false schema: only bool_value counts */
 	bool bool_value;
 
 	unsigned types; /* enum schema_type_bit mask, 0: any */
@@ -68,7 +68,7 @@ struct schema_node {
 	const struct cJSON *const_value;
 
 	bool has_multiple_of, has_maximum, has_exclusive_maximum, has_minimum,
-		has_exclusive_minimum;
+	        has_exclusive_minimum;
 	double multiple_of, maximum, exclusive_maximum, minimum, exclusive_minimum;
 
 	size_t max_length, min_length;
@@ -84,7 +84,7 @@ struct schema_node {
 	struct schema_node *unevaluated_items;
 
 	size_t max_properties, min_properties;
-	const struct cJSON *required; /* array of strings */
+	const struct cJSON *required;    /* array of strings */
 	struct schema_named *properties; /* sorted by name (strcmp) */
 	size_t n_properties;
 	struct schema_pattern_prop *pattern_properties;
@@ -120,8 +120,7 @@ struct schema {
 
 /* Compiles an ECMA-262 pattern for PCRE2 (see schema_regex.c). err receives PCRE2's
  * message. Returns 0, -EINVAL or -ENOMEM. */
-int schema_regex_compile(const char *source, pcre2_code **ret_code, char *err,
-			 size_t errlen) WUR;
+int schema_regex_compile(const char *source, pcre2_code **ret_code, char *err, size_t errlen) WUR;
 /* The match context with the backtracking limits; caller frees with
  * pcre2_match_context_free(). NULL when out of memory. */
 pcre2_match_context *schema_regex_match_context(void);

@@ -23,57 +23,57 @@
 #define HEAP_LIMIT_KIB (16 * 1024)
 
 /* ECMA-262 WhiteSpace and LineTerminator, as the inside of a character class. */
-#define ECMA_SPACE                                                                     \
-	"\\t\\n\\u000b\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f" \
+#define ECMA_SPACE                                                                                 \
+	"\\t\\n\\u000b\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f"            \
 	"\\u3000\\ufeff"
 
 static const struct {
 	const char *name;
 	const char *abbr;
 } categories[] = {
-	{"Letter", "L"},
-	{"Cased_Letter", "L&"},
-	{"LC", "L&"},
-	{"Uppercase_Letter", "Lu"},
-	{"Lowercase_Letter", "Ll"},
-	{"Titlecase_Letter", "Lt"},
-	{"Modifier_Letter", "Lm"},
-	{"Other_Letter", "Lo"},
-	{"Mark", "M"},
-	{"Combining_Mark", "M"},
-	{"Nonspacing_Mark", "Mn"},
-	{"Spacing_Mark", "Mc"},
-	{"Enclosing_Mark", "Me"},
-	{"Number", "N"},
-	{"Decimal_Number", "Nd"},
-	{"digit", "Nd"},
-	{"Letter_Number", "Nl"},
-	{"Other_Number", "No"},
-	{"Punctuation", "P"},
-	{"punct", "P"},
-	{"Connector_Punctuation", "Pc"},
-	{"Dash_Punctuation", "Pd"},
-	{"Open_Punctuation", "Ps"},
-	{"Close_Punctuation", "Pe"},
-	{"Initial_Punctuation", "Pi"},
-	{"Final_Punctuation", "Pf"},
-	{"Other_Punctuation", "Po"},
-	{"Symbol", "S"},
-	{"Math_Symbol", "Sm"},
-	{"Currency_Symbol", "Sc"},
-	{"Modifier_Symbol", "Sk"},
-	{"Other_Symbol", "So"},
-	{"Separator", "Z"},
-	{"Space_Separator", "Zs"},
-	{"Line_Separator", "Zl"},
-	{"Paragraph_Separator", "Zp"},
-	{"Other", "C"},
-	{"Control", "Cc"},
-	{"cntrl", "Cc"},
-	{"Format", "Cf"},
-	{"Surrogate", "Cs"},
-	{"Private_Use", "Co"},
-	{"Unassigned", "Cn"},
+        {"Letter", "L"},
+        {"Cased_Letter", "L&"},
+        {"LC", "L&"},
+        {"Uppercase_Letter", "Lu"},
+        {"Lowercase_Letter", "Ll"},
+        {"Titlecase_Letter", "Lt"},
+        {"Modifier_Letter", "Lm"},
+        {"Other_Letter", "Lo"},
+        {"Mark", "M"},
+        {"Combining_Mark", "M"},
+        {"Nonspacing_Mark", "Mn"},
+        {"Spacing_Mark", "Mc"},
+        {"Enclosing_Mark", "Me"},
+        {"Number", "N"},
+        {"Decimal_Number", "Nd"},
+        {"digit", "Nd"},
+        {"Letter_Number", "Nl"},
+        {"Other_Number", "No"},
+        {"Punctuation", "P"},
+        {"punct", "P"},
+        {"Connector_Punctuation", "Pc"},
+        {"Dash_Punctuation", "Pd"},
+        {"Open_Punctuation", "Ps"},
+        {"Close_Punctuation", "Pe"},
+        {"Initial_Punctuation", "Pi"},
+        {"Final_Punctuation", "Pf"},
+        {"Other_Punctuation", "Po"},
+        {"Symbol", "S"},
+        {"Math_Symbol", "Sm"},
+        {"Currency_Symbol", "Sc"},
+        {"Modifier_Symbol", "Sk"},
+        {"Other_Symbol", "So"},
+        {"Separator", "Z"},
+        {"Space_Separator", "Zs"},
+        {"Line_Separator", "Zl"},
+        {"Paragraph_Separator", "Zp"},
+        {"Other", "C"},
+        {"Control", "Cc"},
+        {"cntrl", "Cc"},
+        {"Format", "Cf"},
+        {"Surrogate", "Cs"},
+        {"Private_Use", "Co"},
+        {"Unassigned", "Cn"},
 };
 
 static int hex_value(const char *s, size_t n, unsigned *ret)
@@ -204,7 +204,7 @@ static int translate(const char *src, struct buf *out)
 			    hi <= 0xDBFF && p[6] == '\\' && p[7] == 'u' &&
 			    hex_value(p + 8, 4, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
 				r = buf_printf(out, "\\u{%x}",
-					       0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00));
+				               0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00));
 				p += 12;
 				break;
 			}
@@ -241,8 +241,8 @@ int schema_regex_compile(const char *source, pcre2_code **ret_code, char *err, s
 	pcre2_set_newline(cctx, PCRE2_NEWLINE_ANY);
 	pcre2_set_compile_extra_options(cctx, PCRE2_EXTRA_ALT_BSUX);
 	code = pcre2_compile((PCRE2_SPTR)pattern.data, pattern.len,
-			     PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_ALT_BSUX, &errcode, &offset,
-			     cctx);
+	                     PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_ALT_BSUX, &errcode, &offset,
+	                     cctx);
 	if (!code) {
 		PCRE2_UCHAR msg[256];
 

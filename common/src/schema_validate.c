@@ -22,7 +22,7 @@
 #include "common/banned.h"
 
 #define UNIQUE_QUADRATIC_MAX 16 /* up to this many items, compare every pair */
-#define ENUM_SHOWN 6		/* enum values listed in a message */
+#define ENUM_SHOWN 6            /* enum values listed in a message */
 
 /* An instance location, on the stack; made into a JSON Pointer only for a message. */
 struct frame {
@@ -36,27 +36,27 @@ struct vctx {
 	const struct schema *s;
 	struct errlist *errs; /* NULL: only the verdict is wanted, stop at the first failure */
 	pcre2_match_data *md;
-	size_t steps;
+	size_t steps, max_steps;
 	char limit_msg[256]; /* why validation stopped, when it did */
 	char limit_ptr[ERRLIST_POINTER_MAX + 1];
 };
 
 /* Records a failure, or keeps going: r < 0 ends validation, r > 0 marks it invalid and,
  * when no one wants the messages, ends it too. Needs `int bad` and `struct vctx *c`. */
-#define STEP(expr)                          \
-	do {                                \
-		int step_r = (expr);        \
-		if (step_r < 0)             \
-			return step_r;      \
-		if (step_r > 0) {           \
-			if (!c->errs)       \
-				return 1;   \
-			bad = 1;            \
-		}                           \
+#define STEP(expr)                                                                                 \
+	do {                                                                                       \
+		int step_r = (expr);                                                               \
+		if (step_r < 0)                                                                    \
+			return step_r;                                                             \
+		if (step_r > 0) {                                                                  \
+			if (!c->errs)                                                              \
+				return 1;                                                          \
+			bad = 1;                                                                   \
+		}                                                                                  \
 	} while (0)
 
 static int validate(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-		    const struct frame *at, int depth, unsigned char *ev);
+                    const struct frame *at, int depth, unsigned char *ev);
 
 static int frame_pointer(const struct frame *f, struct buf *b)
 {
@@ -85,7 +85,7 @@ static void pointer_text(const struct frame *f, char *out, size_t outlen)
 
 /* Adds an error at `at` when errors are collected. Returns 1 (invalid) or -ENOMEM. */
 static int PRINTF_LIKE(4, 5)
-	report(struct vctx *c, const struct frame *at, const char *keyword, const char *fmt, ...)
+        report(struct vctx *c, const struct frame *at, const char *keyword, const char *fmt, ...)
 {
 	char ptr[ERRLIST_POINTER_MAX + 1];
 	char msg[ERRLIST_MESSAGE_MAX];
@@ -104,7 +104,7 @@ static int PRINTF_LIKE(4, 5)
 
 /* Validation cannot finish: remembers why (the first reason) and returns code. */
 static int PRINTF_LIKE(4, 5)
-	limit(struct vctx *c, const struct frame *at, int code, const char *fmt, ...)
+        limit(struct vctx *c, const struct frame *at, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -115,6 +115,17 @@ static int PRINTF_LIKE(4, 5)
 	va_end(ap);
 	pointer_text(at, c->limit_ptr, sizeof(c->limit_ptr));
 	return code;
+}
+
+/* Trees made by hand may hold NULL strings; json_parse_untrusted() never makes them. */
+static const char *text_of(const cJSON *v)
+{
+	return v->valuestring ? v->valuestring : "";
+}
+
+static const char *name_of(const cJSON *member)
+{
+	return member->string ? member->string : "";
 }
 
 static void format_number(double v, char *out, size_t outlen)
@@ -139,12 +150,12 @@ static void describe(const cJSON *v, char *out, size_t outlen)
 	}
 	if (!cJSON_IsString(v)) {
 		snprintf(out, outlen, "%s",
-			 cJSON_IsNull(v)    ? "null"
-			 : cJSON_IsTrue(v)  ? "true"
-			 : cJSON_IsFalse(v) ? "false"
-			 : cJSON_IsArray(v) ? "an array"
-			 : cJSON_IsObject(v) ? "an object"
-					     : "a value");
+		         cJSON_IsNull(v)     ? "null"
+		         : cJSON_IsTrue(v)   ? "true"
+		         : cJSON_IsFalse(v)  ? "false"
+		         : cJSON_IsArray(v)  ? "an array"
+		         : cJSON_IsObject(v) ? "an object"
+		                             : "a value");
 		return;
 	}
 	/* a quoted string, cut after 60 characters, control characters as spaces */
@@ -153,7 +164,7 @@ static void describe(const cJSON *v, char *out, size_t outlen)
 		return;
 	}
 	out[o++] = '"';
-	for (const unsigned char *s = (const unsigned char *)v->valuestring; *s; s++) {
+	for (const unsigned char *s = (const unsigned char *)text_of(v); *s; s++) {
 		/* room for one more character, "...", the quote and the NUL */
 		if (((*s & 0xC0) != 0x80 && ++chars > 60) || o + 9 > outlen) {
 			memcpy(out + o, "...", 3);
@@ -204,7 +215,7 @@ static int json_eq(const cJSON *a, const cJSON *b, int depth)
 	if (cJSON_IsNumber(a))
 		return a->valuedouble == b->valuedouble;
 	if (cJSON_IsString(a) || cJSON_IsRaw(a))
-		return strcmp(a->valuestring, b->valuestring) == 0;
+		return strcmp(text_of(a), text_of(b)) == 0;
 	if (cJSON_IsArray(a)) {
 		for (x = a->child, y = b->child; x && y; x = x->next, y = y->next) {
 			r = json_eq(x, y, depth + 1);
@@ -262,7 +273,7 @@ static int json_hash(const cJSON *v, int depth, uint64_t *ret)
 		memcpy(&sub, &d, sizeof(sub));
 		h ^= sub;
 	} else if (cJSON_IsString(v) || cJSON_IsRaw(v)) {
-		h ^= hash_string(v->valuestring);
+		h ^= hash_string(text_of(v));
 	} else if (cJSON_IsArray(v)) {
 		for (const cJSON *x = v->child; x; x = x->next) {
 			r = json_hash(x, depth + 1, &sub);
@@ -340,7 +351,8 @@ static int find_equal_items(const cJSON *arr, size_t count, size_t *ret_i, size_
 			r = json_eq(h[i].item, h[j].item, 0);
 			if (r < 0)
 				goto out;
-			if (r && (h[i].index < *ret_i || (h[i].index == *ret_i && h[j].index < *ret_j))) {
+			if (r && (h[i].index < *ret_i ||
+			          (h[i].index == *ret_i && h[j].index < *ret_j))) {
 				*ret_i = h[i].index;
 				*ret_j = h[j].index;
 			}
@@ -354,7 +366,7 @@ out:
 
 /* 1 when s matches, 0 when not, or a negative errno. */
 static int regex_match(struct vctx *c, const struct schema_regex *re, const char *s,
-		       const struct frame *at)
+                       const struct frame *at)
 {
 	int rc = pcre2_match(re->code, (PCRE2_SPTR)s, strlen(s), 0, 0, c->md, c->s->match_ctx);
 
@@ -368,9 +380,10 @@ static int regex_match(struct vctx *c, const struct schema_regex *re, const char
 		return -ENOMEM;
 	if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
 	    rc == PCRE2_ERROR_HEAPLIMIT)
-		return limit(c, at, -E2BIG, "matching the pattern \"%.100s\" took too long", re->source);
+		return limit(c, at, -E2BIG, "matching the pattern \"%.100s\" took too long",
+		             re->source);
 	return limit(c, at, -EIO, "matching the pattern \"%.100s\" failed (PCRE2 error %d)",
-		     re->source, rc);
+	             re->source, rc);
 }
 
 static const char *type_name(unsigned bit)
@@ -411,7 +424,7 @@ static unsigned type_bits(const cJSON *v)
 }
 
 static int check_type(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-		      const struct frame *at)
+                      const struct frame *at)
 {
 	char names[128] = "", got[128];
 	size_t o = 0;
@@ -424,7 +437,7 @@ static int check_type(struct vctx *c, const struct schema_node *n, const cJSON *
 		if (!(n->types & bit))
 			continue;
 		o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", o ? " or " : "",
-				      type_name(bit));
+		                      type_name(bit));
 		if (o >= sizeof(names))
 			break;
 	}
@@ -433,7 +446,7 @@ static int check_type(struct vctx *c, const struct schema_node *n, const cJSON *
 }
 
 static int check_enum(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-		      const struct frame *at)
+                      const struct frame *at)
 {
 	char list[ERRLIST_MESSAGE_MAX / 2] = "", one[96], got[96];
 	size_t o = 0, shown = 0;
@@ -459,7 +472,7 @@ static int check_enum(struct vctx *c, const struct schema_node *n, const cJSON *
 }
 
 static int check_const(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-		       const struct frame *at)
+                       const struct frame *at)
 {
 	char want[96], got[96];
 	int r = json_eq(inst, n->const_value, 0);
@@ -492,7 +505,7 @@ static bool is_multiple(double v, double m)
 }
 
 static int check_number(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-			const struct frame *at)
+                        const struct frame *at)
 {
 	double v = inst->valuedouble;
 	char got[48], lim[48];
@@ -523,9 +536,9 @@ static int check_number(struct vctx *c, const struct schema_node *n, const cJSON
 }
 
 static int check_string(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-			const struct frame *at)
+                        const struct frame *at)
 {
-	const char *s = inst->valuestring;
+	const char *s = text_of(inst);
 	char got[96];
 	int bad = 0, r;
 
@@ -534,12 +547,12 @@ static int check_string(struct vctx *c, const struct schema_node *n, const cJSON
 
 		if (len > n->max_length)
 			STEP(report(c, at, "maxLength",
-				    "must be at most %zu character%s long, got %zu", n->max_length,
-				    n->max_length == 1 ? "" : "s", len));
+			            "must be at most %zu character%s long, got %zu", n->max_length,
+			            n->max_length == 1 ? "" : "s", len));
 		if (len < n->min_length)
 			STEP(report(c, at, "minLength",
-				    "must be at least %zu character%s long, got %zu", n->min_length,
-				    n->min_length == 1 ? "" : "s", len));
+			            "must be at least %zu character%s long, got %zu", n->min_length,
+			            n->min_length == 1 ? "" : "s", len));
 	}
 	if (n->pattern.code) {
 		r = regex_match(c, &n->pattern, s, at);
@@ -548,7 +561,7 @@ static int check_string(struct vctx *c, const struct schema_node *n, const cJSON
 		if (r == 0) {
 			describe(inst, got, sizeof(got));
 			STEP(report(c, at, "pattern", "must match the pattern \"%.200s\", got %s",
-				    n->pattern.source, got));
+			            n->pattern.source, got));
 		}
 	}
 	if (n->format == SCHEMA_FORMAT_DATE) {
@@ -564,16 +577,16 @@ static int check_string(struct vctx *c, const struct schema_node *n, const cJSON
 		if (datetime_parse_rfc3339(s, strlen(s), &ms, NULL) < 0) {
 			describe(inst, got, sizeof(got));
 			STEP(report(c, at, "format",
-				    "must be an RFC 3339 date-time such as "
-				    "\"2024-05-03T09:12:00+08:00\", got %s",
-				    got));
+			            "must be an RFC 3339 date-time such as "
+			            "\"2024-05-03T09:12:00+08:00\", got %s",
+			            got));
 		}
 	}
 	return bad;
 }
 
 static int child_frame(struct vctx *c, const struct frame *at, const char *key, size_t index,
-		       struct frame *ret)
+                       struct frame *ret)
 {
 	ret->up = at;
 	ret->key = key;
@@ -581,12 +594,12 @@ static int child_frame(struct vctx *c, const struct frame *at, const char *key, 
 	ret->depth = at->depth + 1;
 	if (ret->depth > SCHEMA_MAX_DEPTH)
 		return limit(c, ret, -ELOOP, "document nested deeper than %d levels",
-			     SCHEMA_MAX_DEPTH);
+		             SCHEMA_MAX_DEPTH);
 	return 0;
 }
 
 static int check_contains(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-			  const struct frame *at, int depth, unsigned char *ev)
+                          const struct frame *at, int depth, unsigned char *ev)
 {
 	struct errlist *saved = c->errs;
 	size_t matched = 0, i = 0;
@@ -615,51 +628,51 @@ static int check_contains(struct vctx *c, const struct schema_node *n, const cJS
 		return r;
 	if (matched < n->min_contains)
 		return report(c, at, "contains",
-			      "must contain at least %zu item%s matching the \"contains\" schema, "
-			      "found %zu",
-			      n->min_contains, n->min_contains == 1 ? "" : "s", matched);
+		              "must contain at least %zu item%s matching the \"contains\" schema, "
+		              "found %zu",
+		              n->min_contains, n->min_contains == 1 ? "" : "s", matched);
 	if (matched > n->max_contains)
 		return report(c, at, "maxContains",
-			      "must contain at most %zu item%s matching the \"contains\" schema, "
-			      "found %zu",
-			      n->max_contains, n->max_contains == 1 ? "" : "s", matched);
+		              "must contain at most %zu item%s matching the \"contains\" schema, "
+		              "found %zu",
+		              n->max_contains, n->max_contains == 1 ? "" : "s", matched);
 	return 0;
 }
 
 static int check_array(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-		       const struct frame *at, int depth, unsigned char *ev)
+                       const struct frame *at, int depth, unsigned char *ev)
 {
 	size_t count = child_count(inst), i = 0;
 	int bad = 0, r;
 
 	if (count > n->max_items)
 		STEP(report(c, at, "maxItems", "must have at most %zu item%s, got %zu",
-			    n->max_items, n->max_items == 1 ? "" : "s", count));
+		            n->max_items, n->max_items == 1 ? "" : "s", count));
 	if (count < n->min_items)
 		STEP(report(c, at, "minItems", "must have at least %zu item%s, got %zu",
-			    n->min_items, n->min_items == 1 ? "" : "s", count));
+		            n->min_items, n->min_items == 1 ? "" : "s", count));
 	if (n->unique_items && count > 1) {
 		size_t a, b;
 
 		r = find_equal_items(inst, count, &a, &b);
 		if (r < 0)
 			return r == -ELOOP ? limit(c, at, r, "value nested too deeply to compare")
-					   : r;
+			                   : r;
 		if (a != SIZE_MAX)
 			STEP(report(c, at, "uniqueItems",
-				    "must not contain duplicates, but items %zu and %zu are equal", a,
-				    b));
+			            "must not contain duplicates, but items %zu and %zu are equal",
+			            a, b));
 	}
 	for (const cJSON *item = inst->child; item; item = item->next, i++) {
 		const struct schema_node *sub =
-			i < n->prefix_items.n ? n->prefix_items.v[i] : n->items;
+		        i < n->prefix_items.n ? n->prefix_items.v[i] : n->items;
 		struct frame f;
 
 		if (!sub)
 			break;
 		if (sub->is_bool && !sub->bool_value && sub == n->items) {
 			STEP(report(c, at, "items", "must have at most %zu item%s, got %zu",
-				    n->prefix_items.n, n->prefix_items.n == 1 ? "" : "s", count));
+			            n->prefix_items.n, n->prefix_items.n == 1 ? "" : "s", count));
 			break;
 		}
 		STEP(child_frame(c, at, NULL, i, &f));
@@ -691,7 +704,7 @@ static const struct schema_node *find_property(const struct schema_node *n, cons
 }
 
 static int check_property_names(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-				const struct frame *at, int depth)
+                                const struct frame *at, int depth)
 {
 	struct errlist *saved = c->errs, sub;
 	int bad = 0, r = 0;
@@ -699,7 +712,7 @@ static int check_property_names(struct vctx *c, const struct schema_node *n, con
 	errlist_init(&sub);
 	for (const cJSON *m = inst->child; m; m = m->next) {
 		/* the name as a JSON string; validate() never writes to it */
-		cJSON name = {.type = cJSON_String, .valuestring = m->string};
+		cJSON name = {.type = cJSON_String, .valuestring = (char *)name_of(m)};
 
 		errlist_release(&sub);
 		c->errs = saved ? &sub : NULL;
@@ -713,7 +726,7 @@ static int check_property_names(struct vctx *c, const struct schema_node *n, con
 		if (!saved)
 			break;
 		r = report(c, at, "propertyNames", "property name \"%.200s\" is invalid: %s",
-			   m->string, sub.count ? sub.entries[0].message : "rejected");
+		           name_of(m), sub.count ? sub.entries[0].message : "rejected");
 		if (r < 0)
 			break;
 	}
@@ -722,22 +735,22 @@ static int check_property_names(struct vctx *c, const struct schema_node *n, con
 }
 
 static int check_object(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-			const struct frame *at, int depth, unsigned char *ev)
+                        const struct frame *at, int depth, unsigned char *ev)
 {
 	size_t count = child_count(inst), i = 0;
 	int bad = 0, r;
 
 	if (count > n->max_properties)
 		STEP(report(c, at, "maxProperties", "must have at most %zu propert%s, got %zu",
-			    n->max_properties, n->max_properties == 1 ? "y" : "ies", count));
+		            n->max_properties, n->max_properties == 1 ? "y" : "ies", count));
 	if (count < n->min_properties)
 		STEP(report(c, at, "minProperties", "must have at least %zu propert%s, got %zu",
-			    n->min_properties, n->min_properties == 1 ? "y" : "ies", count));
+		            n->min_properties, n->min_properties == 1 ? "y" : "ies", count));
 	if (n->required)
 		for (const cJSON *name = n->required->child; name; name = name->next)
 			if (!cJSON_GetObjectItemCaseSensitive(inst, name->valuestring))
 				STEP(report(c, at, "required", "missing required property \"%s\"",
-					    name->valuestring));
+				            name->valuestring));
 	for (size_t d = 0; d < n->n_dependent_required; d++) {
 		const struct schema_dep_required *dep = &n->dependent_required[d];
 
@@ -746,17 +759,17 @@ static int check_object(struct vctx *c, const struct schema_node *n, const cJSON
 		for (const cJSON *name = dep->required->child; name; name = name->next)
 			if (!cJSON_GetObjectItemCaseSensitive(inst, name->valuestring))
 				STEP(report(c, at, "dependentRequired",
-					    "property \"%s\" requires property \"%s\"", dep->name,
-					    name->valuestring));
+				            "property \"%s\" requires property \"%s\"", dep->name,
+				            name->valuestring));
 	}
 	for (const cJSON *m = inst->child; m; m = m->next, i++) {
-		const struct schema_node *sub = find_property(n, m->string);
+		const struct schema_node *sub = find_property(n, name_of(m));
 		bool evaluated = false;
 		struct frame f;
 
 		if (!sub && !n->n_pattern_properties && !n->additional_properties)
 			continue;
-		STEP(child_frame(c, at, m->string, 0, &f));
+		STEP(child_frame(c, at, name_of(m), 0, &f));
 		if (sub) {
 			evaluated = true;
 			STEP(validate(c, sub, m, &f, depth + 1, NULL));
@@ -764,7 +777,7 @@ static int check_object(struct vctx *c, const struct schema_node *n, const cJSON
 		for (size_t p = 0; p < n->n_pattern_properties; p++) {
 			const struct schema_pattern_prop *pp = &n->pattern_properties[p];
 
-			r = regex_match(c, &pp->re, m->string, &f);
+			r = regex_match(c, &pp->re, name_of(m), &f);
 			if (r < 0)
 				return r;
 			if (r == 0)
@@ -778,7 +791,7 @@ static int check_object(struct vctx *c, const struct schema_node *n, const cJSON
 			evaluated = true;
 			if (add->is_bool && !add->bool_value)
 				STEP(report(c, at, "additionalProperties",
-					    "unexpected property \"%s\"", m->string));
+				            "unexpected property \"%s\"", name_of(m)));
 			else
 				STEP(validate(c, add, m, &f, depth + 1, NULL));
 		}
@@ -790,12 +803,10 @@ static int check_object(struct vctx *c, const struct schema_node *n, const cJSON
 	return bad;
 }
 
-/* Runs one branch of anyOf or oneOf. With messages wanted, collects the branch's own
- * errors in sub (for naming the closest branch) instead of the caller's list. With
- * annotations wanted (ev), the branch gets its own map, merged into ev when it passes. */
+/* Runs one branch of anyOf or oneOf for its verdict only. With annotations wanted (ev),
+ * the branch gets its own map, merged into ev when it passes. */
 static int run_branch(struct vctx *c, const struct schema_node *branch, const cJSON *inst,
-		      const struct frame *at, int depth, unsigned char *ev, size_t count,
-		      struct errlist *sub)
+                      const struct frame *at, int depth, unsigned char *ev, size_t count)
 {
 	struct errlist *saved = c->errs;
 	unsigned char *mine = NULL;
@@ -806,8 +817,7 @@ static int run_branch(struct vctx *c, const struct schema_node *branch, const cJ
 		if (!mine)
 			return -ENOMEM;
 	}
-	errlist_release(sub);
-	c->errs = saved ? sub : NULL;
+	c->errs = NULL;
 	r = validate(c, branch, inst, at, depth + 1, mine);
 	c->errs = saved;
 	if (r == 0 && ev)
@@ -817,120 +827,130 @@ static int run_branch(struct vctx *c, const struct schema_node *branch, const cJ
 	return r;
 }
 
-/* "anyOf/1: /a/b: must be integer, got \"x\"" for the closest branch: one that accepts
- * the instance's type, then the one with the fewest errors. The pointer is left out when
- * it is where the anyOf is. */
-static void remember_closest(const struct errlist *sub, const struct frame *at,
-			     const char *keyword, size_t index, size_t *best, char *out,
-			     size_t outlen)
+/* When no branch of an anyOf or oneOf passed: "anyOf/1: /a/b: must be integer, got 5"
+ * for the closest branch, one that accepts the instance's type, then the one with the
+ * fewest errors. The pointer is left out when it is where the anyOf is. Runs the
+ * branches again, collecting their errors: failure is the rare case. */
+static int find_closest(struct vctx *c, const struct schema_list *branches, const char *keyword,
+                        const cJSON *inst, const struct frame *at, int depth, char *out,
+                        size_t outlen)
 {
+	struct errlist *saved = c->errs, sub;
 	char here[ERRLIST_POINTER_MAX + 1];
-	const struct errlist_entry *e;
-	size_t score;
+	size_t best = SIZE_MAX;
+	int r = 0;
 
-	if (!sub->count)
-		return;
+	out[0] = '\0';
+	if (!saved)
+		return 0;
 	pointer_text(at, here, sizeof(here));
-	score = sub->errors;
-	for (size_t i = 0; i < sub->count; i++)
-		if (strcmp(sub->entries[i].keyword, "type") == 0 &&
-		    strcmp(sub->entries[i].pointer, here) == 0) {
-			score += SIZE_MAX / 2;
+	errlist_init(&sub);
+	for (size_t i = 0; i < branches->n; i++) {
+		const struct errlist_entry *e;
+		size_t score;
+
+		errlist_release(&sub);
+		c->errs = &sub;
+		r = validate(c, branches->v[i], inst, at, depth + 1, NULL);
+		c->errs = saved;
+		if (r < 0)
 			break;
-		}
-	if (score >= *best)
-		return;
-	*best = score;
-	e = &sub->entries[0];
-	if (strcmp(e->pointer, here) != 0)
-		snprintf(out, outlen, "%s/%zu: %s: %s", keyword, index, e->pointer, e->message);
-	else
-		snprintf(out, outlen, "%s/%zu: %s", keyword, index, e->message);
+		if (!sub.count)
+			continue;
+		score = sub.errors;
+		for (size_t j = 0; j < sub.count; j++)
+			if (strcmp(sub.entries[j].keyword, "type") == 0 &&
+			    strcmp(sub.entries[j].pointer, here) == 0) {
+				score += SIZE_MAX / 2;
+				break;
+			}
+		if (score >= best)
+			continue;
+		best = score;
+		e = &sub.entries[0];
+		if (strcmp(e->pointer, here) != 0)
+			snprintf(out, outlen, " (closest, %s/%zu: %s: %s)", keyword, i, e->pointer,
+			         e->message);
+		else
+			snprintf(out, outlen, " (closest, %s/%zu: %s)", keyword, i, e->message);
+	}
+	errlist_release(&sub);
+	return r < 0 ? r : 0;
 }
 
 static int check_any_of(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-			const struct frame *at, int depth, unsigned char *ev, size_t count)
+                        const struct frame *at, int depth, unsigned char *ev, size_t count)
 {
-	char closest[ERRLIST_MESSAGE_MAX / 2] = "";
-	size_t best = SIZE_MAX;
-	struct errlist sub;
+	char closest[ERRLIST_MESSAGE_MAX / 2];
 	bool matched = false;
-	int r = 0;
+	int r;
 
-	errlist_init(&sub);
 	for (size_t i = 0; i < n->any_of.n; i++) {
-		r = run_branch(c, n->any_of.v[i], inst, at, depth, ev, count, &sub);
+		r = run_branch(c, n->any_of.v[i], inst, at, depth, ev, count);
 		if (r < 0)
-			goto out;
+			return r;
 		if (r == 0) {
 			matched = true;
 			if (!ev)
-				break;
-		} else if (c->errs) {
-			remember_closest(&sub, at, "anyOf", i, &best, closest, sizeof(closest));
+				break; /* no annotations wanted from the other branches */
 		}
 	}
-	r = 0;
-	if (!matched)
-		r = report(c, at, "anyOf", "must match at least one of the %zu schemas in anyOf%s%s%s",
-			   n->any_of.n, closest[0] ? " (closest, " : "", closest,
-			   closest[0] ? ")" : "");
-out:
-	errlist_release(&sub);
-	return r;
+	if (matched)
+		return 0;
+	r = find_closest(c, &n->any_of, "anyOf", inst, at, depth, closest, sizeof(closest));
+	if (r < 0)
+		return r;
+	return report(c, at, "anyOf", "must match at least one of the %zu schemas in anyOf%s",
+	              n->any_of.n, closest);
 }
 
 static int check_one_of(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-			const struct frame *at, int depth, unsigned char *ev, size_t count)
+                        const struct frame *at, int depth, unsigned char *ev, size_t count)
 {
-	char closest[ERRLIST_MESSAGE_MAX / 2] = "";
+	char closest[ERRLIST_MESSAGE_MAX / 2];
+	size_t first = SIZE_MAX, second = SIZE_MAX;
 	unsigned char *mine = NULL;
-	size_t best = SIZE_MAX, first = SIZE_MAX, second = SIZE_MAX;
-	struct errlist sub;
 	int r = 0;
 
-	errlist_init(&sub);
 	if (ev) {
 		mine = calloc(count + 1, 1);
 		if (!mine)
 			return -ENOMEM;
 	}
 	for (size_t i = 0; i < n->one_of.n && second == SIZE_MAX; i++) {
-		r = run_branch(c, n->one_of.v[i], inst, at, depth, mine, count, &sub);
+		r = run_branch(c, n->one_of.v[i], inst, at, depth, mine, count);
 		if (r < 0)
 			goto out;
-		if (r == 0) {
-			if (first == SIZE_MAX)
-				first = i;
-			else
-				second = i;
-		} else if (c->errs) {
-			remember_closest(&sub, at, "oneOf", i, &best, closest, sizeof(closest));
-		}
+		if (r == 0 && first == SIZE_MAX)
+			first = i;
+		else if (r == 0)
+			second = i;
 	}
 	r = 0;
-	if (first == SIZE_MAX)
-		r = report(c, at, "oneOf", "must match exactly one of the %zu schemas in oneOf, "
-			   "matches none%s%s%s",
-			   n->one_of.n, closest[0] ? " (closest, " : "", closest,
-			   closest[0] ? ")" : "");
-	else if (second != SIZE_MAX)
+	if (first == SIZE_MAX) {
+		r = find_closest(c, &n->one_of, "oneOf", inst, at, depth, closest, sizeof(closest));
+		if (r == 0)
+			r = report(c, at, "oneOf",
+			           "must match exactly one of the %zu schemas in oneOf, matches "
+			           "none%s",
+			           n->one_of.n, closest);
+	} else if (second != SIZE_MAX) {
 		r = report(c, at, "oneOf",
-			   "must match exactly one of the %zu schemas in oneOf, matches oneOf/%zu "
-			   "and oneOf/%zu",
-			   n->one_of.n, first, second);
-	else if (ev)
+		           "must match exactly one of the %zu schemas in oneOf, matches oneOf/%zu "
+		           "and oneOf/%zu",
+		           n->one_of.n, first, second);
+	} else if (ev) {
 		for (size_t i = 0; i < count; i++)
 			ev[i] |= mine[i];
+	}
 out:
 	free(mine);
-	errlist_release(&sub);
 	return r;
 }
 
 /* Applies a subschema to a copy of ev; the copy's marks count only if it passes. */
 static int check_quiet(struct vctx *c, const struct schema_node *sub, const cJSON *inst,
-		       const struct frame *at, int depth, unsigned char *ev, size_t count)
+                       const struct frame *at, int depth, unsigned char *ev, size_t count)
 {
 	struct errlist *saved = c->errs;
 	unsigned char *mine = NULL;
@@ -953,7 +973,7 @@ static int check_quiet(struct vctx *c, const struct schema_node *sub, const cJSO
 
 /* Keywords that apply subschemas to this same instance. */
 static int check_in_place(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-			  const struct frame *at, int depth, unsigned char *ev, size_t count)
+                          const struct frame *at, int depth, unsigned char *ev, size_t count)
 {
 	int bad = 0, r;
 
@@ -984,13 +1004,13 @@ static int check_in_place(struct vctx *c, const struct schema_node *n, const cJS
 	if (n->n_dependent_schemas && cJSON_IsObject(inst))
 		for (size_t i = 0; i < n->n_dependent_schemas; i++)
 			if (cJSON_GetObjectItemCaseSensitive(inst, n->dependent_schemas[i].name))
-				STEP(validate(c, n->dependent_schemas[i].node, inst, at,
-					      depth + 1, ev));
+				STEP(validate(c, n->dependent_schemas[i].node, inst, at, depth + 1,
+				              ev));
 	return bad;
 }
 
 static int check_unevaluated(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-			     const struct frame *at, int depth, unsigned char *ev)
+                             const struct frame *at, int depth, unsigned char *ev)
 {
 	const struct schema_node *sub;
 	const char *keyword;
@@ -1012,10 +1032,11 @@ static int check_unevaluated(struct vctx *c, const struct schema_node *n, const 
 		if (ev[i])
 			continue;
 		ev[i] = 1;
-		STEP(child_frame(c, at, cJSON_IsObject(inst) ? m->string : NULL, i, &f));
+		STEP(child_frame(c, at, cJSON_IsObject(inst) ? name_of(m) : NULL, i, &f));
 		if (sub->is_bool && !sub->bool_value) {
 			if (cJSON_IsObject(inst))
-				STEP(report(c, at, keyword, "unexpected property \"%s\"", m->string));
+				STEP(report(c, at, keyword, "unexpected property \"%s\"",
+				            name_of(m)));
 			else
 				STEP(report(c, at, keyword, "unexpected item %zu", i));
 			continue;
@@ -1026,7 +1047,7 @@ static int check_unevaluated(struct vctx *c, const struct schema_node *n, const 
 }
 
 static int check_node(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-		      const struct frame *at, int depth, unsigned char *ev, size_t count)
+                      const struct frame *at, int depth, unsigned char *ev, size_t count)
 {
 	int bad = 0;
 
@@ -1053,17 +1074,17 @@ static int check_node(struct vctx *c, const struct schema_node *n, const cJSON *
  * NULL, has one byte per member or item of inst; the keywords set those they evaluated
  * (the annotations unevaluatedProperties and unevaluatedItems look at). */
 static int validate(struct vctx *c, const struct schema_node *n, const cJSON *inst,
-		    const struct frame *at, int depth, unsigned char *ev)
+                    const struct frame *at, int depth, unsigned char *ev)
 {
 	unsigned char *mine = ev;
 	size_t count = 0;
 	int r;
 
-	if (++c->steps > SCHEMA_MAX_STEPS)
-		return limit(c, at, -E2BIG, "validation needs more than %u steps", SCHEMA_MAX_STEPS);
+	if (++c->steps > c->max_steps)
+		return limit(c, at, -E2BIG, "validation needs more than %zu steps", c->max_steps);
 	if (depth > SCHEMA_MAX_EVAL_DEPTH)
 		return limit(c, at, -ELOOP, "schemas nested deeper than %d levels (a $ref loop?)",
-			     SCHEMA_MAX_EVAL_DEPTH);
+		             SCHEMA_MAX_EVAL_DEPTH);
 	if (n->is_bool)
 		return n->bool_value ? 0 : report(c, at, "false", "no value is allowed here");
 	if (cJSON_IsObject(inst) || cJSON_IsArray(inst))
@@ -1084,15 +1105,30 @@ static int validate(struct vctx *c, const struct schema_node *n, const cJSON *in
 	return r;
 }
 
+/* Values in v, as far down as validation may go. */
+static size_t count_values(const cJSON *v, int depth)
+{
+	size_t n = 1;
+
+	if (depth < SCHEMA_MAX_DEPTH)
+		for (const cJSON *c = v->child; c; c = c->next)
+			n += count_values(c, depth + 1);
+	return n;
+}
+
 int schema_validate(const struct schema *schema, const cJSON *instance, struct errlist *errors)
 {
 	struct vctx c = {.s = schema, .errs = errors};
 	struct frame root = {0};
-	size_t before = errors ? errors->errors : 0;
+	size_t before = errors ? errors->errors : 0, values;
 	int r;
 
 	if (!instance)
 		return -EINVAL;
+	values = count_values(instance, 0);
+	c.max_steps = SCHEMA_STEPS_BASE + (values > SIZE_MAX / SCHEMA_STEPS_PER_VALUE / 2
+	                                           ? SIZE_MAX / 2
+	                                           : values * SCHEMA_STEPS_PER_VALUE);
 	if (schema->has_regex) {
 		c.md = pcre2_match_data_create(1, NULL);
 		if (!c.md)

@@ -82,7 +82,7 @@ static bool valid(const struct schema *s, const char *instance)
 }
 
 static const struct errlist_entry *find(const struct errlist *e, const char *pointer,
-					const char *keyword)
+                                        const char *keyword)
 {
 	for (size_t i = 0; i < e->count; i++)
 		if (strcmp(e->entries[i].pointer, pointer) == 0 &&
@@ -95,12 +95,12 @@ static void dump(const struct errlist *e)
 {
 	for (size_t i = 0; i < e->count; i++)
 		print_message("  '%s' %s: %s\n", e->entries[i].pointer, e->entries[i].keyword,
-			      e->entries[i].message);
+		              e->entries[i].message);
 }
 
 /* The one error at pointer with keyword, whose message must contain `contains`. */
 static void expect_error(const struct errlist *e, const char *pointer, const char *keyword,
-			 const char *contains)
+                         const char *contains)
 {
 	const struct errlist_entry *x = find(e, pointer, keyword);
 
@@ -117,42 +117,43 @@ static void expect_error(const struct errlist *e, const char *pointer, const cha
 static void test_ref_defs(void **state)
 {
 	struct schema *s = compile_ok(
-		"{\"$defs\": {"
-		"  \"count\": {\"type\": \"integer\", \"minimum\": 0},"
-		"  \"pair\": {\"type\": \"object\", \"properties\": {"
-		"    \"female\": {\"$ref\": \"#/$defs/count\"},"
-		"    \"male\": {\"$ref\": \"#/$defs/count\"}},"
-		"    \"required\": [\"female\", \"male\"], \"additionalProperties\": false},"
-		"  \"outer\": {\"$defs\": {\"inner\": {\"const\": \"deep\"}}},"
-		"  \"a/b\": {\"const\": \"slash\"},"
-		"  \"t~x\": {\"const\": \"tilde\"},"
-		"  \"c%d\": {\"const\": \"percent\"},"
-		"  \"\xe4\xb8\xad\": {\"const\": \"han\"}"
-		"},"
-		"\"properties\": {"
-		"  \"victims\": {\"$ref\": \"#/$defs/pair\"},"
-		"  \"perpetrators\": {\"$ref\": \"#/properties/victims\"},"
-		"  \"nested\": {\"$ref\": \"#/$defs/outer/$defs/inner\"},"
-		"  \"slash\": {\"$ref\": \"#/$defs/a~1b\"},"
-		"  \"tilde\": {\"$ref\": \"#/$defs/t~0x\"},"
-		"  \"percent\": {\"$ref\": \"#/$defs/c%25d\"},"
-		"  \"han\": {\"$ref\": \"#/$defs/%E4%B8%AD\"},"
-		"  \"self\": {\"$ref\": \"#\"}"
-		"}}");
+	        "{\"$defs\": {"
+	        "  \"count\": {\"type\": \"integer\", \"minimum\": 0},"
+	        "  \"pair\": {\"type\": \"object\", \"properties\": {"
+	        "    \"female\": {\"$ref\": \"#/$defs/count\"},"
+	        "    \"male\": {\"$ref\": \"#/$defs/count\"}},"
+	        "    \"required\": [\"female\", \"male\"], \"additionalProperties\": false},"
+	        "  \"outer\": {\"$defs\": {\"inner\": {\"const\": \"deep\"}}},"
+	        "  \"a/b\": {\"const\": \"slash\"},"
+	        "  \"t~x\": {\"const\": \"tilde\"},"
+	        "  \"c%d\": {\"const\": \"percent\"},"
+	        "  \"\xe4\xb8\xad\": {\"const\": \"han\"}"
+	        "},"
+	        "\"properties\": {"
+	        "  \"victims\": {\"$ref\": \"#/$defs/pair\"},"
+	        "  \"perpetrators\": {\"$ref\": \"#/properties/victims\"},"
+	        "  \"nested\": {\"$ref\": \"#/$defs/outer/$defs/inner\"},"
+	        "  \"slash\": {\"$ref\": \"#/$defs/a~1b\"},"
+	        "  \"tilde\": {\"$ref\": \"#/$defs/t~0x\"},"
+	        "  \"percent\": {\"$ref\": \"#/$defs/c%25d\"},"
+	        "  \"han\": {\"$ref\": \"#/$defs/%E4%B8%AD\"},"
+	        "  \"self\": {\"$ref\": \"#\"}"
+	        "}}");
 	struct errlist e;
 
 	(void)state;
 	assert_true(valid(s, "{\"victims\": {\"female\": 0, \"male\": 1},"
-			     "\"perpetrators\": {\"female\": 2, \"male\": 0}}"));
+	                     "\"perpetrators\": {\"female\": 2, \"male\": 0}}"));
 	assert_false(valid(s, "{\"perpetrators\": {\"female\": -1, \"male\": 0}}"));
 	assert_true(valid(s, "{\"nested\": \"deep\", \"slash\": \"slash\", \"tilde\": \"tilde\","
-			     "\"percent\": \"percent\", \"han\": \"han\"}"));
+	                     "\"percent\": \"percent\", \"han\": \"han\"}"));
 	assert_false(valid(s, "{\"nested\": \"shallow\"}"));
 	assert_false(valid(s, "{\"slash\": \"tilde\"}"));
 	assert_false(valid(s, "{\"tilde\": \"slash\"}"));
 	assert_false(valid(s, "{\"percent\": \"x\"}"));
 	assert_false(valid(s, "{\"han\": \"x\"}"));
-	assert_true(valid(s, "{\"self\": {\"self\": {\"victims\": {\"female\": 0, \"male\": 0}}}}"));
+	assert_true(
+	        valid(s, "{\"self\": {\"self\": {\"victims\": {\"female\": 0, \"male\": 0}}}}"));
 	assert_false(valid(s, "{\"self\": {\"self\": {\"victims\": {\"female\": 0}}}}"));
 
 	errlist_init(&e);
@@ -166,25 +167,28 @@ static void test_ref_defs(void **state)
 /* A tree: a schema that refers to itself through $defs. */
 static void test_ref_recursive(void **state)
 {
-	struct schema *s = compile_ok(
-		"{\"$ref\": \"#/$defs/node\", \"$defs\": {\"node\": {"
-		"  \"type\": \"object\", \"required\": [\"value\"], \"additionalProperties\": false,"
-		"  \"properties\": {\"value\": {\"type\": \"integer\"},"
-		"    \"children\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/$defs/node\"}}}}}}");
+	struct schema *s = compile_ok("{\"$ref\": \"#/$defs/node\", \"$defs\": {\"node\": {"
+	                              "  \"type\": \"object\", \"required\": [\"value\"], "
+	                              "\"additionalProperties\": false,"
+	                              "  \"properties\": {\"value\": {\"type\": \"integer\"},"
+	                              "    \"children\": {\"type\": \"array\", \"items\": "
+	                              "{\"$ref\": \"#/$defs/node\"}}}}}}");
 	struct errlist e;
 
 	(void)state;
 	assert_true(valid(s, "{\"value\": 1}"));
 	assert_true(valid(s, "{\"value\": 1, \"children\": [{\"value\": 2}, {\"value\": 3,"
-			     "\"children\": [{\"value\": 4, \"children\": []}]}]}"));
+	                     "\"children\": [{\"value\": 4, \"children\": []}]}]}"));
 	errlist_init(&e);
-	assert_int_equal(check(s, "{\"value\": 1, \"children\": [{\"value\": 2,"
-				  "\"children\": [{\"value\": 3}, {\"value\": \"x\", \"extra\": 1}]}]}",
-			       &e),
-			 2);
+	assert_int_equal(
+	        check(s,
+	              "{\"value\": 1, \"children\": [{\"value\": 2,"
+	              "\"children\": [{\"value\": 3}, {\"value\": \"x\", \"extra\": 1}]}]}",
+	              &e),
+	        2);
 	expect_error(&e, "/children/0/children/1/value", "type", "must be integer, got \"x\"");
 	expect_error(&e, "/children/0/children/1", "additionalProperties",
-		     "unexpected property \"extra\"");
+	             "unexpected property \"extra\"");
 	errlist_release(&e);
 	schema_free(s);
 }
@@ -193,10 +197,10 @@ static void test_ref_recursive(void **state)
 static void test_ref_loop(void **state)
 {
 	static const char *const loops[] = {
-		"{\"$ref\": \"#\"}",
-		"{\"$defs\": {\"a\": {\"$ref\": \"#/$defs/b\"}, \"b\": {\"allOf\": [{\"$ref\": "
-		"\"#/$defs/a\"}]}}, \"$ref\": \"#/$defs/a\"}",
-		"{\"anyOf\": [{\"$ref\": \"#\"}, {\"$ref\": \"#\"}]}",
+	        "{\"$ref\": \"#\"}",
+	        "{\"$defs\": {\"a\": {\"$ref\": \"#/$defs/b\"}, \"b\": {\"allOf\": [{\"$ref\": "
+	        "\"#/$defs/a\"}]}}, \"$ref\": \"#/$defs/a\"}",
+	        "{\"anyOf\": [{\"$ref\": \"#\"}, {\"$ref\": \"#\"}]}",
 	};
 
 	(void)state;
@@ -224,43 +228,44 @@ static void test_compile_errors(void **state)
 		int code;
 		const char *message;
 	} cases[] = {
-		{"{\"properties\": {\"n\": {\"minimum\": \"x\"}}}", -EINVAL,
-		 "#/properties/n/minimum: must be a number"},
-		{"{\"properties\": {\"a/b\": {\"maxLength\": -1}}}", -EINVAL,
-		 "#/properties/a~1b/maxLength: must be a non-negative integer"},
-		{"{\"maxItems\": 1.5}", -EINVAL, "#/maxItems"},
-		{"{\"type\": \"integr\"}", -EINVAL, "unknown type \"integr\""},
-		{"{\"type\": [\"string\", \"string\"]}", -EINVAL, "twice"},
-		{"{\"required\": [\"a\", 1]}", -EINVAL, "#/required"},
-		{"{\"required\": [\"a\", \"a\"]}", -EINVAL, "#/required"},
-		{"{\"multipleOf\": 0}", -EINVAL, "#/multipleOf"},
-		{"{\"uniqueItems\": 1}", -EINVAL, "#/uniqueItems"},
-		{"{\"items\": [{\"type\": \"string\"}]}", -EINVAL, "#/items"},
-		{"{\"allOf\": []}", -EINVAL, "#/allOf"},
-		{"{\"anyOf\": [{}, 3]}", -EINVAL, "#/anyOf/1"},
-		{"{\"enum\": 3}", -EINVAL, "#/enum"},
-		{"{\"pattern\": \"(\"}", -EINVAL, "#/pattern: invalid regular expression"},
-		{"{\"patternProperties\": {\"[\": {}}}", -EINVAL, "#/patternProperties/["},
-		{"{\"properties\": {\"a\": {\"$ref\": \"#/$defs/missing\"}}}", -EINVAL,
-		 "#/properties/a/$ref: \"#/$defs/missing\" does not point to anything"},
-		{"{\"$ref\": \"#/$defs/x%2\"}", -EINVAL, "percent"},
-		{"{\"$ref\": \"#/required/0\", \"required\": [\"a\"]}", -EINVAL, "must be a schema"},
-		{"{\"$ref\": \"https://example.com/other.json\"}", -EOPNOTSUPP,
-		 "remote schemas are not supported"},
-		{"{\"$ref\": \"other.json#/$defs/a\"}", -EOPNOTSUPP, "not a local reference"},
-		{"{\"$ref\": \"#anchor\"}", -EOPNOTSUPP, "anchor"},
-		{"{\"$dynamicRef\": \"#node\"}", -EOPNOTSUPP, "\"$dynamicRef\" is not supported"},
-		{"{\"$anchor\": \"x\"}", -EOPNOTSUPP, "$anchor"},
-		{"{\"dependencies\": {}}", -EOPNOTSUPP, "dependentRequired"},
-		{"{\"properties\": {\"d\": {\"format\": \"email\"}}}", -EOPNOTSUPP,
-		 "#/properties/d/format: format \"email\""},
-		{"{\"$schema\": \"http://json-schema.org/draft-07/schema#\"}", -EOPNOTSUPP,
-		 "draft 2020-12"},
-		{"{\"properties\": {\"a\": {\"$id\": \"https://example.com/a\"}}}", -EOPNOTSUPP,
-		 "$id"},
-		{"3", -EINVAL, "must be a schema"},
-		{"{\"type\": \"string\",}", -EINVAL, "expected a member name at line 1, column 19"},
-		{"{\"a\": 1, \"a\": 2}", -EINVAL, "duplicate member \"a\""},
+	        {"{\"properties\": {\"n\": {\"minimum\": \"x\"}}}", -EINVAL,
+	         "#/properties/n/minimum: must be a number"},
+	        {"{\"properties\": {\"a/b\": {\"maxLength\": -1}}}", -EINVAL,
+	         "#/properties/a~1b/maxLength: must be a non-negative integer"},
+	        {"{\"maxItems\": 1.5}", -EINVAL, "#/maxItems"},
+	        {"{\"type\": \"integr\"}", -EINVAL, "unknown type \"integr\""},
+	        {"{\"type\": [\"string\", \"string\"]}", -EINVAL, "twice"},
+	        {"{\"required\": [\"a\", 1]}", -EINVAL, "#/required"},
+	        {"{\"required\": [\"a\", \"a\"]}", -EINVAL, "#/required"},
+	        {"{\"multipleOf\": 0}", -EINVAL, "#/multipleOf"},
+	        {"{\"uniqueItems\": 1}", -EINVAL, "#/uniqueItems"},
+	        {"{\"items\": [{\"type\": \"string\"}]}", -EINVAL, "#/items"},
+	        {"{\"allOf\": []}", -EINVAL, "#/allOf"},
+	        {"{\"anyOf\": [{}, 3]}", -EINVAL, "#/anyOf/1"},
+	        {"{\"enum\": 3}", -EINVAL, "#/enum"},
+	        {"{\"pattern\": \"(\"}", -EINVAL, "#/pattern: invalid regular expression"},
+	        {"{\"patternProperties\": {\"[\": {}}}", -EINVAL, "#/patternProperties/["},
+	        {"{\"properties\": {\"a\": {\"$ref\": \"#/$defs/missing\"}}}", -EINVAL,
+	         "#/properties/a/$ref: \"#/$defs/missing\" does not point to anything"},
+	        {"{\"$ref\": \"#/$defs/x%2\"}", -EINVAL, "percent"},
+	        {"{\"$ref\": \"#/required/0\", \"required\": [\"a\"]}", -EINVAL,
+	         "must be a schema"},
+	        {"{\"$ref\": \"https://example.com/other.json\"}", -EOPNOTSUPP,
+	         "remote schemas are not supported"},
+	        {"{\"$ref\": \"other.json#/$defs/a\"}", -EOPNOTSUPP, "not a local reference"},
+	        {"{\"$ref\": \"#anchor\"}", -EOPNOTSUPP, "anchor"},
+	        {"{\"$dynamicRef\": \"#node\"}", -EOPNOTSUPP, "\"$dynamicRef\" is not supported"},
+	        {"{\"$anchor\": \"x\"}", -EOPNOTSUPP, "$anchor"},
+	        {"{\"dependencies\": {}}", -EOPNOTSUPP, "dependentRequired"},
+	        {"{\"properties\": {\"d\": {\"format\": \"email\"}}}", -EOPNOTSUPP,
+	         "#/properties/d/format: format \"email\""},
+	        {"{\"$schema\": \"http://json-schema.org/draft-07/schema#\"}", -EOPNOTSUPP,
+	         "draft 2020-12"},
+	        {"{\"properties\": {\"a\": {\"$id\": \"https://example.com/a\"}}}", -EOPNOTSUPP,
+	         "$id"},
+	        {"3", -EINVAL, "must be a schema"},
+	        {"{\"type\": \"string\",}", -EINVAL, "expected a member name at line 1, column 19"},
+	        {"{\"a\": 1, \"a\": 2}", -EINVAL, "duplicate member \"a\""},
 	};
 
 	(void)state;
@@ -270,7 +275,7 @@ static void test_compile_errors(void **state)
 
 		if (r != cases[i].code || !strstr(err, cases[i].message))
 			fail_msg("%s: got %d '%s', want %d '%s'", cases[i].schema, r, err,
-				 cases[i].code, cases[i].message);
+			         cases[i].code, cases[i].message);
 	}
 }
 
@@ -294,7 +299,7 @@ static void test_compile_limits(void **state)
 
 	/* larger than SCHEMA_MAX_TEXT (the length is checked before any byte is read) */
 	assert_int_equal(schema_compile("{}", SCHEMA_MAX_TEXT + 1, &s, err, sizeof(err)),
-			 -EMSGSIZE);
+	                 -EMSGSIZE);
 	assert_null(s);
 
 	/* schema_compile_json checks a tree it did not parse */
@@ -322,8 +327,8 @@ static void test_compile_json_keeps_numbers(void **state)
 	assert_true(valid(s, "9007199254740992"));
 	assert_false(valid(s, "9007199254740990"));
 	assert_string_equal(
-		cJSON_GetObjectItemCaseSensitive(schema_root(s), "x-label-zh")->valuestring,
-		"\xe4\xba\x8b\xe4\xbb\xb6");
+	        cJSON_GetObjectItemCaseSensitive(schema_root(s), "x-label-zh")->valuestring,
+	        "\xe4\xba\x8b\xe4\xbb\xb6");
 	schema_free(s);
 	schema_free(NULL);
 }
@@ -332,9 +337,19 @@ static void test_format_date(void **state)
 {
 	static const char *const good[] = {"2024-02-29", "2000-02-29", "2023-12-31", "0001-01-01"};
 	static const char *const bad[] = {
-		"2024-02-30", "2023-02-29", "1900-02-29", "2024-13-01", "2024-00-10", "2024-01-00",
-		"2024-1-01",  "24-01-01",   "2024-01-01T00:00:00Z", " 2024-01-01", "2024/01/01",
-		"",	      "2024-06-1\xe0\xa7\xaa",
+	        "2024-02-30",
+	        "2023-02-29",
+	        "1900-02-29",
+	        "2024-13-01",
+	        "2024-00-10",
+	        "2024-01-00",
+	        "2024-1-01",
+	        "24-01-01",
+	        "2024-01-01T00:00:00Z",
+	        " 2024-01-01",
+	        "2024/01/01",
+	        "",
+	        "2024-06-1\xe0\xa7\xaa",
 	};
 	struct schema *s = compile_ok("{\"properties\": {\"d\": {\"format\": \"date\"}}}");
 	char doc[128];
@@ -363,33 +378,29 @@ static void test_format_date(void **state)
 static void test_format_date_time(void **state)
 {
 	static const char *const good[] = {
-		"2024-05-03T09:12:00+08:00",
-		"2024-05-03T01:12:00Z",
-		"2024-05-03t01:12:00z",
-		"2024-05-03T09:12:00.123456+08:00",
-		"1985-04-12T00:59:59.999999999999999Z",
-		"1998-12-31T23:59:60Z",
-		"1998-12-31T15:59:60.123-08:00",
-		"2016-12-31T23:59:60+00:00",
-		"2017-01-01T07:59:60+08:00",
+	        "2024-05-03T09:12:00+08:00",
+	        "2024-05-03T01:12:00Z",
+	        "2024-05-03t01:12:00z",
+	        "2024-05-03T09:12:00.123456+08:00",
+	        "1985-04-12T00:59:59.999999999999999Z",
+	        "1998-12-31T23:59:60Z",
+	        "1998-12-31T15:59:60.123-08:00",
+	        "2016-12-31T23:59:60+00:00",
+	        "2017-01-01T07:59:60+08:00",
 	};
 	static const char *const bad[] = {
-		"2024-05-03T09:12:00",	     /* no offset */
-		"2024-05-03T09:12",	     /* no seconds */
-		"2024-05-03 09:12:00Z",	     /* space */
-		"2024-02-30T09:12:00Z",	     /* no such day */
-		"1998-12-31T23:58:60Z",	     /* leap second in the wrong minute */
-		"1998-12-31T22:59:60Z",	     /* ... the wrong hour */
-		"1998-12-31T23:59:61Z",	     /* past a leap second */
-		"1998-12-31T23:59:60+08:00", /* 15:59:60 UTC */
-		"2024-05-03T24:00:00Z",
-		"2024-05-03T09:60:00Z",
-		"2024-05-03T09:12:00+24:00",
-		"2024-05-03T09:12:00+10:60",
-		"2024-05-03T09:12:00+08:00Z",
-		"2024-05-03T09:12:00.Z",
-		"+12024-05-03T09:12:00Z",
-		"2024-05-03T0\xe0\xa7\xaa:00:00Z",
+	        "2024-05-03T09:12:00",       /* no offset */
+	        "2024-05-03T09:12",          /* no seconds */
+	        "2024-05-03 09:12:00Z",      /* space */
+	        "2024-02-30T09:12:00Z",      /* no such day */
+	        "1998-12-31T23:58:60Z",      /* leap second in the wrong minute */
+	        "1998-12-31T22:59:60Z",      /* ... the wrong hour */
+	        "1998-12-31T23:59:61Z",      /* past a leap second */
+	        "1998-12-31T23:59:60+08:00", /* 15:59:60 UTC */
+	        "2024-05-03T24:00:00Z",       "2024-05-03T09:60:00Z",
+	        "2024-05-03T09:12:00+24:00",  "2024-05-03T09:12:00+10:60",
+	        "2024-05-03T09:12:00+08:00Z", "2024-05-03T09:12:00.Z",
+	        "+12024-05-03T09:12:00Z",     "2024-05-03T0\xe0\xa7\xaa:00:00Z",
 	};
 	struct schema *s = compile_ok("{\"items\": {\"format\": \"date-time\"}}");
 	char doc[128];
@@ -411,29 +422,30 @@ static void test_format_date_time(void **state)
 static void test_error_pointers_and_messages(void **state)
 {
 	struct schema *s = compile_ok(
-		"{\"type\": \"object\", \"additionalProperties\": false,"
-		" \"required\": [\"level\", \"items\", \"a/b~c\"],"
-		" \"properties\": {"
-		"  \"level\": {\"enum\": [1, 2, 3]},"
-		"  \"a/b~c\": {\"type\": \"integer\", \"minimum\": 0},"
-		"  \"status\": {\"const\": \"open\"},"
-		"  \"ratio\": {\"exclusiveMaximum\": 1, \"exclusiveMinimum\": 0, \"multipleOf\": 0.25},"
-		"  \"code\": {\"type\": \"string\", \"pattern\": \"^R-[0-9]+$\"},"
-		"  \"types\": {\"type\": \"array\", \"minItems\": 1, \"uniqueItems\": true},"
-		"  \"items\": {\"type\": \"array\", \"maxItems\": 5, \"items\": {"
-		"    \"type\": \"object\", \"properties\": {\"deadline\": {\"format\": \"date\"}},"
-		"    \"dependentRequired\": {\"completed_on\": [\"status\"]}}}"
-		"}}");
+	        "{\"type\": \"object\", \"additionalProperties\": false,"
+	        " \"required\": [\"level\", \"items\", \"a/b~c\"],"
+	        " \"properties\": {"
+	        "  \"level\": {\"enum\": [1, 2, 3]},"
+	        "  \"a/b~c\": {\"type\": \"integer\", \"minimum\": 0},"
+	        "  \"status\": {\"const\": \"open\"},"
+	        "  \"ratio\": {\"exclusiveMaximum\": 1, \"exclusiveMinimum\": 0, \"multipleOf\": "
+	        "0.25},"
+	        "  \"code\": {\"type\": \"string\", \"pattern\": \"^R-[0-9]+$\"},"
+	        "  \"types\": {\"type\": \"array\", \"minItems\": 1, \"uniqueItems\": true},"
+	        "  \"items\": {\"type\": \"array\", \"maxItems\": 5, \"items\": {"
+	        "    \"type\": \"object\", \"properties\": {\"deadline\": {\"format\": \"date\"}},"
+	        "    \"dependentRequired\": {\"completed_on\": [\"status\"]}}}"
+	        "}}");
 	struct errlist e;
 	int r;
 
 	(void)state;
 	errlist_init(&e);
 	r = check(s,
-		  "{\"a/b~c\": -1, \"status\": \"closed\", \"ratio\": 1, \"code\": \"X-1\","
-		  "\"types\": [\"a\", \"b\", \"a\"], \"surprise\": true, \"items\": ["
-		  "{}, {}, {}, {\"deadline\": \"2024-02-30\", \"completed_on\": \"2024-01-01\"}]}",
-		  &e);
+	          "{\"a/b~c\": -1, \"status\": \"closed\", \"ratio\": 1, \"code\": \"X-1\","
+	          "\"types\": [\"a\", \"b\", \"a\"], \"surprise\": true, \"items\": ["
+	          "{}, {}, {}, {\"deadline\": \"2024-02-30\", \"completed_on\": \"2024-01-01\"}]}",
+	          &e);
 	assert_int_equal(r, 9);
 	assert_int_equal((size_t)r, e.count);
 	expect_error(&e, "", "required", "missing required property \"level\"");
@@ -445,13 +457,13 @@ static void test_error_pointers_and_messages(void **state)
 	expect_error(&e, "/types", "uniqueItems", "items 0 and 2 are equal");
 	expect_error(&e, "/items/3/deadline", "format", "2024-02-30");
 	expect_error(&e, "/items/3", "dependentRequired",
-		     "property \"completed_on\" requires property \"status\"");
+	             "property \"completed_on\" requires property \"status\"");
 	assert_null(find(&e, "", "type"));
 	errlist_release(&e);
 
 	errlist_init(&e);
-	assert_int_equal(check(s, "{\"level\": 4, \"items\": [], \"a/b~c\": 0, \"ratio\": 0.3}", &e),
-			 2);
+	assert_int_equal(
+	        check(s, "{\"level\": 4, \"items\": [], \"a/b~c\": 0, \"ratio\": 0.3}", &e), 2);
 	expect_error(&e, "/level", "enum", "must be one of 1, 2, 3, got 4");
 	expect_error(&e, "/ratio", "multipleOf", "must be a multiple of 0.25, got 0.3");
 	errlist_release(&e);
@@ -466,12 +478,12 @@ static void test_error_pointers_and_messages(void **state)
 /* anyOf, oneOf and not report once, at their own level. */
 static void test_combinator_messages(void **state)
 {
-	struct schema *s = compile_ok(
-		"{\"properties\": {"
-		" \"any\": {\"anyOf\": [{\"type\": \"integer\", \"minimum\": 10},"
-		"   {\"type\": \"string\"}, {\"type\": \"array\", \"maxItems\": 0}]},"
-		" \"one\": {\"oneOf\": [{\"minimum\": 0}, {\"maximum\": 10}]},"
-		" \"neg\": {\"not\": {\"type\": \"null\"}}}}");
+	struct schema *s =
+	        compile_ok("{\"properties\": {"
+	                   " \"any\": {\"anyOf\": [{\"type\": \"integer\", \"minimum\": 10},"
+	                   "   {\"type\": \"string\"}, {\"type\": \"array\", \"maxItems\": 0}]},"
+	                   " \"one\": {\"oneOf\": [{\"minimum\": 0}, {\"maximum\": 10}]},"
+	                   " \"neg\": {\"not\": {\"type\": \"null\"}}}}");
 	struct errlist e;
 
 	(void)state;
@@ -500,12 +512,13 @@ static void test_length_chinese(void **state)
 	/* 反霸凌专项: 5 characters, 15 bytes */
 	assert_true(valid(s, "\"\xe5\x8f\x8d\xe9\x9c\xb8\xe5\x87\x8c\xe4\xb8\x93\xe9\xa1\xb9\""));
 	assert_true(valid(s, "\"\xe6\x95\x99\xe8\x82\xb2\"")); /* 教育 */
-	assert_false(valid(s, "\"\xe6\x95\x99\""));	    /* 教 */
+	assert_false(valid(s, "\"\xe6\x95\x99\""));            /* 教 */
 	assert_true(valid(s, "\"\\u6559\\u80b2\""));
 	assert_true(valid(s, "\"\\ud83d\\ude00x\"")); /* an emoji counts once */
 	errlist_init(&e);
 	assert_int_equal(
-		check(s, "\"\xe5\x8f\x8d\xe9\x9c\xb8\xe5\x87\x8c\xe4\xb8\x93\xe9\xa1\xb9!\"", &e), 1);
+	        check(s, "\"\xe5\x8f\x8d\xe9\x9c\xb8\xe5\x87\x8c\xe4\xb8\x93\xe9\xa1\xb9!\"", &e),
+	        1);
 	expect_error(&e, "", "maxLength", "must be at most 5 characters long, got 6");
 	errlist_release(&e);
 	schema_free(s);
@@ -550,8 +563,8 @@ static void test_unique_items(void **state)
 	buf_init(&b, 1 << 20);
 	assert_int_equal(buf_putc(&b, '['), 0);
 	for (int i = 0; i < 500; i++)
-		assert_int_equal(buf_printf(&b, "%s{\"n\": %d, \"s\": \"v%d\"}", i ? "," : "", i, i),
-				 0);
+		assert_int_equal(
+		        buf_printf(&b, "%s{\"n\": %d, \"s\": \"v%d\"}", i ? "," : "", i, i), 0);
 	assert_int_equal(buf_putc(&b, ']'), 0);
 	assert_true(valid(s, b.data));
 	b.len--;
@@ -571,14 +584,15 @@ static void test_regex_ecma(void **state)
 	struct schema *space = compile_ok("{\"pattern\": \"^\\\\s$\"}");
 	struct schema *end = compile_ok("{\"pattern\": \"^a$\"}");
 	struct schema *pair = compile_ok("{\"pattern\": \"^\\\\ud83d\\\\ude00$\"}");
-	struct schema *props = compile_ok(
-		"{\"patternProperties\": {\"^x-\": {\"type\": \"string\"}}, "
-		"\"additionalProperties\": {\"type\": \"integer\"}}");
+	struct schema *props =
+	        compile_ok("{\"patternProperties\": {\"^x-\": {\"type\": \"string\"}}, "
+	                   "\"additionalProperties\": {\"type\": \"integer\"}}");
 
 	(void)state;
 	assert_true(valid(digit, "\"0123\""));
 	assert_false(valid(digit, "\"\xd9\xa1\"")); /* ARABIC-INDIC DIGIT ONE: ASCII only */
-	assert_true(valid(letter, "\"\xe4\xb8\xad\xe6\x96\x87" "abc\""));
+	assert_true(valid(letter, "\"\xe4\xb8\xad\xe6\x96\x87"
+	                          "abc\""));
 	assert_false(valid(letter, "\"abc1\""));
 	assert_true(valid(space, "\"\\u00a0\""));
 	assert_true(valid(space, "\"\\u3000\""));
@@ -622,7 +636,7 @@ static void test_regex_limit(void **state)
 static void test_instance_depth(void **state)
 {
 	struct schema *s = compile_ok("{\"$defs\": {\"t\": {\"items\": {\"$ref\": \"#/$defs/t\"}}},"
-				      "\"$ref\": \"#/$defs/t\"}");
+	                              "\"$ref\": \"#/$defs/t\"}");
 	struct errlist e;
 	cJSON *root = cJSON_CreateArray(), *cur = root;
 	int r;
@@ -637,9 +651,10 @@ static void test_instance_depth(void **state)
 	errlist_init(&e);
 	r = schema_validate(s, root, &e);
 	assert_int_equal(r, -ELOOP);
-	expect_error(&e, "/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/"
-			 "0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0",
-		     "limit", "nested deeper than 64");
+	expect_error(&e,
+	             "/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/"
+	             "0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0",
+	             "limit", "nested deeper than 64");
 	errlist_release(&e);
 	cJSON_Delete(root);
 	/* 64 levels are fine */
@@ -660,14 +675,14 @@ static void test_instance_depth(void **state)
 static void test_unevaluated(void **state)
 {
 	struct schema *s = compile_ok(
-		"{\"type\": \"object\", \"properties\": {\"kind\": {\"enum\": [\"a\", \"b\"]}},"
-		" \"if\": {\"properties\": {\"kind\": {\"const\": \"a\"}}},"
-		" \"then\": {\"properties\": {\"a_only\": true}},"
-		" \"else\": {\"properties\": {\"b_only\": true}},"
-		" \"unevaluatedProperties\": false}");
+	        "{\"type\": \"object\", \"properties\": {\"kind\": {\"enum\": [\"a\", \"b\"]}},"
+	        " \"if\": {\"properties\": {\"kind\": {\"const\": \"a\"}}},"
+	        " \"then\": {\"properties\": {\"a_only\": true}},"
+	        " \"else\": {\"properties\": {\"b_only\": true}},"
+	        " \"unevaluatedProperties\": false}");
 	struct schema *items = compile_ok(
-		"{\"prefixItems\": [{\"type\": \"string\"}], \"contains\": {\"type\": \"integer\"},"
-		" \"unevaluatedItems\": {\"type\": \"boolean\"}}");
+	        "{\"prefixItems\": [{\"type\": \"string\"}], \"contains\": {\"type\": \"integer\"},"
+	        " \"unevaluatedItems\": {\"type\": \"boolean\"}}");
 	struct errlist e;
 
 	(void)state;
@@ -686,9 +701,9 @@ static void test_unevaluated(void **state)
 
 static void test_contains(void **state)
 {
-	struct schema *s = compile_ok(
-		"{\"contains\": {\"const\": \"police_referral\"}, \"minContains\": 1, "
-		"\"maxContains\": 2}");
+	struct schema *s =
+	        compile_ok("{\"contains\": {\"const\": \"police_referral\"}, \"minContains\": 1, "
+	                   "\"maxContains\": 2}");
 	struct errlist e;
 
 	(void)state;
@@ -705,7 +720,7 @@ static void test_root_and_file(void **state)
 {
 	char path[] = "/tmp/test_schema_XXXXXX";
 	const char text[] = "\xef\xbb\xbf{\"title\": \"Incident\", \"x-rules\": [{\"left\": "
-			    "\"victims\"}], \"type\": \"object\"}";
+	                    "\"victims\"}], \"type\": \"object\"}";
 	struct schema *s = NULL;
 	char err[512] = "";
 	const cJSON *rules;
@@ -719,8 +734,8 @@ static void test_root_and_file(void **state)
 	assert_int_equal(schema_load_file(path, &s, err, sizeof(err)), 0);
 	rules = cJSON_GetObjectItemCaseSensitive(schema_root(s), "x-rules");
 	assert_true(cJSON_IsArray(rules));
-	assert_string_equal(
-		cJSON_GetObjectItemCaseSensitive(schema_root(s), "title")->valuestring, "Incident");
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(schema_root(s), "title")->valuestring,
+	                    "Incident");
 	assert_false(valid(s, "1"));
 	schema_free(s);
 	unlink(path);
@@ -758,11 +773,12 @@ static void *work(void *arg)
 static void test_threads(void **state)
 {
 	struct schema *s = compile_ok(
-		"{\"type\": \"object\", \"properties\": {\"items\": {\"type\": \"array\","
-		" \"items\": {\"type\": \"object\", \"required\": [\"item_id\"],"
-		"  \"properties\": {\"item_id\": {\"type\": \"string\", \"pattern\": \"^R-\\\\d{3}$\"},"
-		"   \"deadline\": {\"format\": \"date\"}, \"problem\": {\"maxLength\": 4}},"
-		"  \"unevaluatedProperties\": false}}}}");
+	        "{\"type\": \"object\", \"properties\": {\"items\": {\"type\": \"array\","
+	        " \"items\": {\"type\": \"object\", \"required\": [\"item_id\"],"
+	        "  \"properties\": {\"item_id\": {\"type\": \"string\", \"pattern\": "
+	        "\"^R-\\\\d{3}$\"},"
+	        "   \"deadline\": {\"format\": \"date\"}, \"problem\": {\"maxLength\": 4}},"
+	        "  \"unevaluatedProperties\": false}}}}");
 	struct worker w[2];
 	pthread_t t[2];
 
@@ -770,10 +786,11 @@ static void test_threads(void **state)
 	for (int i = 0; i < 2; i++) {
 		w[i].s = s;
 		w[i].failures = 0;
-		w[i].good = parse("{\"items\": [{\"item_id\": \"R-001\", \"deadline\": \"2024-05-31\","
-				  "\"problem\": \"\xe7\x9b\x91\xe6\x8e\xa7\xe7\x9b\xb2\xe5\x8c\xba\"}]}");
+		w[i].good = parse(
+		        "{\"items\": [{\"item_id\": \"R-001\", \"deadline\": \"2024-05-31\","
+		        "\"problem\": \"\xe7\x9b\x91\xe6\x8e\xa7\xe7\x9b\xb2\xe5\x8c\xba\"}]}");
 		w[i].bad = parse("{\"items\": [{\"item_id\": \"R-001\"}, {\"item_id\": \"R-1\","
-				 "\"deadline\": \"2024-06-31\", \"x\": 1}]}");
+		                 "\"deadline\": \"2024-06-31\", \"x\": 1}]}");
 		assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
 	}
 	for (int i = 0; i < 2; i++) {
@@ -804,38 +821,39 @@ static void test_json_parse_untrusted(void **state)
 		const char *text;
 		const char *message;
 	} bad[] = {
-		{"\"\xc0\xaf\"", "invalid UTF-8"},	   /* overlong */
-		{"\"\xed\xa0\x80\"", "invalid UTF-8"},	   /* a surrogate */
-		{"\"\xe4\xb8\"", "invalid UTF-8"},	   /* cut short */
-		{"\"\xf4\x90\x80\x80\"", "invalid UTF-8"}, /* beyond U+10FFFF */
-		{"{\"\xff\": 1}", "invalid UTF-8"},
-		{"\xe4\xb8\xad", "unexpected character"},
-		{"\xff", "invalid UTF-8"},
-		{"\"a\\u0000b\"", "\\u0000"},
-		{"\"\\ud800\"", "surrogate"},
-		{"\"\\udc00\\ud800\"", "surrogate"},
-		{"\"\\x41\"", "invalid escape"},
-		{"\"tab\there\"", "control character"},
-		{"01", "leading zero"},
-		{"1.", "invalid number"},
-		{"-", "invalid number"},
-		{".5", "unexpected character"},
-		{"+1", "unexpected character"},
-		{"1e400", "number out of range"},
-		{"[1, 2,]", "expected a value"},
-		{"{\"a\": 1,}", "expected a member name"},
-		{"{\"a\" 1}", "expected ':'"},
-		{"[1 2]", "expected ',' or ']'"},
-		{"{} {}", "unexpected data after the value"},
-		{"", "expected a value"},
-		{"[", "end of input"},
-		{"nul", "unexpected character"},
-		{"NaN", "unexpected character"},
-		{"\xef\xbb\xbf{}", "byte order mark"},
-		{"{\"a\": {\"b\": {\"x\": 1, \"y\": 2, \"x\": 3}}}", "duplicate member \"x\" at /a/b"},
-		{"{\"x\": 1, \"x\": 1}", "duplicate member \"x\" at the top level"},
-		{"[{}, {\"k/~\": {\"d\": 1, \"d\": 1}}]", "at /1/k~1~0"},
-		{"1234567890123456789012345678901234567890123456789012345678901234", "too long"},
+	        {"\"\xc0\xaf\"", "invalid UTF-8"},         /* overlong */
+	        {"\"\xed\xa0\x80\"", "invalid UTF-8"},     /* a surrogate */
+	        {"\"\xe4\xb8\"", "invalid UTF-8"},         /* cut short */
+	        {"\"\xf4\x90\x80\x80\"", "invalid UTF-8"}, /* beyond U+10FFFF */
+	        {"{\"\xff\": 1}", "invalid UTF-8"},
+	        {"\xe4\xb8\xad", "unexpected character"},
+	        {"\xff", "invalid UTF-8"},
+	        {"\"a\\u0000b\"", "\\u0000"},
+	        {"\"\\ud800\"", "surrogate"},
+	        {"\"\\udc00\\ud800\"", "surrogate"},
+	        {"\"\\x41\"", "invalid escape"},
+	        {"\"tab\there\"", "control character"},
+	        {"01", "leading zero"},
+	        {"1.", "invalid number"},
+	        {"-", "invalid number"},
+	        {".5", "unexpected character"},
+	        {"+1", "unexpected character"},
+	        {"1e400", "number out of range"},
+	        {"[1, 2,]", "expected a value"},
+	        {"{\"a\": 1,}", "expected a member name"},
+	        {"{\"a\" 1}", "expected ':'"},
+	        {"[1 2]", "expected ',' or ']'"},
+	        {"{} {}", "unexpected data after the value"},
+	        {"", "expected a value"},
+	        {"[", "end of input"},
+	        {"nul", "unexpected character"},
+	        {"NaN", "unexpected character"},
+	        {"\xef\xbb\xbf{}", "byte order mark"},
+	        {"{\"a\": {\"b\": {\"x\": 1, \"y\": 2, \"x\": 3}}}",
+	         "duplicate member \"x\" at /a/b"},
+	        {"{\"x\": 1, \"x\": 1}", "duplicate member \"x\" at the top level"},
+	        {"[{}, {\"k/~\": {\"d\": 1, \"d\": 1}}]", "at /1/k~1~0"},
+	        {"1234567890123456789012345678901234567890123456789012345678901234", "too long"},
 	};
 	struct buf b;
 	char err[256];
@@ -845,7 +863,7 @@ static void test_json_parse_untrusted(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		err[0] = '\0';
 		assert_int_equal(parse_err(bad[i].text, strlen(bad[i].text), 64, err, sizeof(err)),
-				 -EINVAL);
+		                 -EINVAL);
 		if (!strstr(err, bad[i].message))
 			fail_msg("%s: '%s' lacks '%s'", bad[i].text, err, bad[i].message);
 	}
@@ -875,13 +893,13 @@ static void test_json_parse_untrusted(void **state)
 	cJSON_Delete(j);
 
 	assert_int_equal(json_parse_untrusted("{}", JSON_MAX_TEXT + 1, 64, &j, err, sizeof(err)),
-			 -EMSGSIZE);
+	                 -EMSGSIZE);
 
 	j = parse(" {\"\xe7\x97\x85\": [\"\\ud83d\\ude00\", -0.5e+3, 0, true, false, null,"
-		  " \"\\\"\\\\\\/\\b\\f\\n\\r\\t\"]}\r\n");
+	          " \"\\\"\\\\\\/\\b\\f\\n\\r\\t\"]}\r\n");
 	assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "\xe7\x97\x85")));
 	assert_string_equal(json_pointer_get(j, "/\xe7\x97\x85/0")->valuestring,
-			    "\xf0\x9f\x98\x80");
+	                    "\xf0\x9f\x98\x80");
 	assert_true(json_pointer_get(j, "/\xe7\x97\x85/1")->valuedouble == -500);
 	cJSON_Delete(j);
 }
@@ -914,8 +932,9 @@ static void test_json_pointer(void **state)
 	assert_string_equal(b.data, "/items/3/a~1b~0c/");
 	assert_non_null(json_pointer_get(j, "/a/b~1c/2/~0d"));
 	/* a token that does not fit leaves the buffer as it was */
-	assert_int_equal(json_pointer_append(&b, "0123456789012345678901234567890123456789012345678"),
-			 -EMSGSIZE);
+	assert_int_equal(
+	        json_pointer_append(&b, "0123456789012345678901234567890123456789012345678"),
+	        -EMSGSIZE);
 	assert_string_equal(b.data, "/items/3/a~1b~0c/");
 	buf_release(&b);
 	cJSON_Delete(j);
@@ -925,41 +944,43 @@ static void test_json_pointer(void **state)
 static void test_incident_form(void **state)
 {
 	struct schema *s = compile_ok(
-		"{\"$schema\": \"https://json-schema.org/draft/2020-12/schema\","
-		" \"title\": \"Incident\", \"x-label-zh\": \"\xe4\xba\x8b\xe4\xbb\xb6\","
-		" \"type\": \"object\", \"additionalProperties\": false,"
-		" \"required\": [\"occurred_on\", \"level\", \"types\", \"victims\", \"status\","
-		"   \"closed_on\", \"summary\"],"
-		" \"$defs\": {\"count\": {\"type\": \"integer\", \"minimum\": 0},"
-		"   \"sex\": {\"type\": \"object\", \"additionalProperties\": false,"
-		"     \"required\": [\"female\", \"male\"],"
-		"     \"properties\": {\"female\": {\"$ref\": \"#/$defs/count\"},"
-		"       \"male\": {\"$ref\": \"#/$defs/count\"}}}},"
-		" \"properties\": {"
-		"  \"occurred_on\": {\"type\": \"string\", \"format\": \"date\"},"
-		"  \"level\": {\"type\": \"integer\", \"enum\": [1, 2, 3]},"
-		"  \"types\": {\"type\": \"array\", \"minItems\": 1, \"uniqueItems\": true,"
-		"    \"items\": {\"enum\": [\"physical\", \"verbal\", \"cyber\"]}},"
-		"  \"victims\": {\"$ref\": \"#/$defs/sex\"},"
-		"  \"status\": {\"enum\": [\"open\", \"closed\"]},"
-		"  \"closed_on\": {\"type\": [\"string\", \"null\"], \"format\": \"date\"},"
-		"  \"summary\": {\"type\": \"string\", \"maxLength\": 500}},"
-		" \"if\": {\"properties\": {\"status\": {\"const\": \"closed\"}}},"
-		" \"then\": {\"properties\": {\"closed_on\": {\"type\": \"string\"}}},"
-		" \"else\": {\"properties\": {\"closed_on\": {\"type\": \"null\"}}}}");
+	        "{\"$schema\": \"https://json-schema.org/draft/2020-12/schema\","
+	        " \"title\": \"Incident\", \"x-label-zh\": \"\xe4\xba\x8b\xe4\xbb\xb6\","
+	        " \"type\": \"object\", \"additionalProperties\": false,"
+	        " \"required\": [\"occurred_on\", \"level\", \"types\", \"victims\", \"status\","
+	        "   \"closed_on\", \"summary\"],"
+	        " \"$defs\": {\"count\": {\"type\": \"integer\", \"minimum\": 0},"
+	        "   \"sex\": {\"type\": \"object\", \"additionalProperties\": false,"
+	        "     \"required\": [\"female\", \"male\"],"
+	        "     \"properties\": {\"female\": {\"$ref\": \"#/$defs/count\"},"
+	        "       \"male\": {\"$ref\": \"#/$defs/count\"}}}},"
+	        " \"properties\": {"
+	        "  \"occurred_on\": {\"type\": \"string\", \"format\": \"date\"},"
+	        "  \"level\": {\"type\": \"integer\", \"enum\": [1, 2, 3]},"
+	        "  \"types\": {\"type\": \"array\", \"minItems\": 1, \"uniqueItems\": true,"
+	        "    \"items\": {\"enum\": [\"physical\", \"verbal\", \"cyber\"]}},"
+	        "  \"victims\": {\"$ref\": \"#/$defs/sex\"},"
+	        "  \"status\": {\"enum\": [\"open\", \"closed\"]},"
+	        "  \"closed_on\": {\"type\": [\"string\", \"null\"], \"format\": \"date\"},"
+	        "  \"summary\": {\"type\": \"string\", \"maxLength\": 500}},"
+	        " \"if\": {\"properties\": {\"status\": {\"const\": \"closed\"}}},"
+	        " \"then\": {\"properties\": {\"closed_on\": {\"type\": \"string\"}}},"
+	        " \"else\": {\"properties\": {\"closed_on\": {\"type\": \"null\"}}}}");
 	struct errlist e;
 
 	(void)state;
-	assert_true(valid(s, "{\"occurred_on\": \"2024-05-02\", \"level\": 2, \"types\": "
-			     "[\"physical\", \"verbal\"], \"victims\": {\"female\": 0, \"male\": 1},"
-			     "\"status\": \"open\", \"closed_on\": null, \"summary\": "
-			     "\"\xe8\xaf\xbe\xe9\x97\xb4\"}"));
+	assert_true(valid(s,
+	                  "{\"occurred_on\": \"2024-05-02\", \"level\": 2, \"types\": "
+	                  "[\"physical\", \"verbal\"], \"victims\": {\"female\": 0, \"male\": 1},"
+	                  "\"status\": \"open\", \"closed_on\": null, \"summary\": "
+	                  "\"\xe8\xaf\xbe\xe9\x97\xb4\"}"));
 	errlist_init(&e);
-	assert_int_equal(check(s, "{\"occurred_on\": \"2024-5-2\", \"level\": 2.0, \"types\": "
-				  "[\"cyber\", \"cyber\"], \"victims\": {\"female\": -1},"
-				  "\"status\": \"closed\", \"closed_on\": null, \"summary\": \"\"}",
-			       &e),
-			 5);
+	assert_int_equal(check(s,
+	                       "{\"occurred_on\": \"2024-5-2\", \"level\": 2.0, \"types\": "
+	                       "[\"cyber\", \"cyber\"], \"victims\": {\"female\": -1},"
+	                       "\"status\": \"closed\", \"closed_on\": null, \"summary\": \"\"}",
+	                       &e),
+	                 5);
 	expect_error(&e, "/occurred_on", "format", NULL);
 	expect_error(&e, "/types", "uniqueItems", NULL);
 	expect_error(&e, "/victims", "required", "\"male\"");
@@ -993,30 +1014,30 @@ static void test_many_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ref_defs),
-		cmocka_unit_test(test_ref_recursive),
-		cmocka_unit_test(test_ref_loop),
-		cmocka_unit_test(test_compile_errors),
-		cmocka_unit_test(test_compile_limits),
-		cmocka_unit_test(test_compile_json_keeps_numbers),
-		cmocka_unit_test(test_format_date),
-		cmocka_unit_test(test_format_date_time),
-		cmocka_unit_test(test_error_pointers_and_messages),
-		cmocka_unit_test(test_combinator_messages),
-		cmocka_unit_test(test_length_chinese),
-		cmocka_unit_test(test_numbers),
-		cmocka_unit_test(test_unique_items),
-		cmocka_unit_test(test_regex_ecma),
-		cmocka_unit_test(test_regex_limit),
-		cmocka_unit_test(test_instance_depth),
-		cmocka_unit_test(test_unevaluated),
-		cmocka_unit_test(test_contains),
-		cmocka_unit_test(test_root_and_file),
-		cmocka_unit_test(test_threads),
-		cmocka_unit_test(test_json_parse_untrusted),
-		cmocka_unit_test(test_json_pointer),
-		cmocka_unit_test(test_incident_form),
-		cmocka_unit_test(test_many_errors),
+	        cmocka_unit_test(test_ref_defs),
+	        cmocka_unit_test(test_ref_recursive),
+	        cmocka_unit_test(test_ref_loop),
+	        cmocka_unit_test(test_compile_errors),
+	        cmocka_unit_test(test_compile_limits),
+	        cmocka_unit_test(test_compile_json_keeps_numbers),
+	        cmocka_unit_test(test_format_date),
+	        cmocka_unit_test(test_format_date_time),
+	        cmocka_unit_test(test_error_pointers_and_messages),
+	        cmocka_unit_test(test_combinator_messages),
+	        cmocka_unit_test(test_length_chinese),
+	        cmocka_unit_test(test_numbers),
+	        cmocka_unit_test(test_unique_items),
+	        cmocka_unit_test(test_regex_ecma),
+	        cmocka_unit_test(test_regex_limit),
+	        cmocka_unit_test(test_instance_depth),
+	        cmocka_unit_test(test_unevaluated),
+	        cmocka_unit_test(test_contains),
+	        cmocka_unit_test(test_root_and_file),
+	        cmocka_unit_test(test_threads),
+	        cmocka_unit_test(test_json_parse_untrusted),
+	        cmocka_unit_test(test_json_pointer),
+	        cmocka_unit_test(test_incident_form),
+	        cmocka_unit_test(test_many_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

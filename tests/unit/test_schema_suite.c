@@ -70,8 +70,8 @@ static int cmp_names(const void *a, const void *b)
 
 /* One test: the verdict without messages, and with messages (which must agree, and
  * list at least one error exactly when invalid). */
-static void run_case(const char *file, const char *group, const struct schema *s,
-		     const cJSON *test, struct tally *t)
+static void run_case(const char *file, const char *group, const struct schema *s, const cJSON *test,
+                     struct tally *t)
 {
 	const cJSON *desc = cJSON_GetObjectItemCaseSensitive(test, "description");
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(test, "data");
@@ -91,21 +91,21 @@ static void run_case(const char *file, const char *group, const struct schema *s
 	loud = schema_validate(s, data, &errors);
 	if (quiet < 0 || loud < 0) {
 		print_error("%s: \"%s\" / \"%s\": validation failed: %s\n", file, group, name,
-			    strerror(-(quiet < 0 ? quiet : loud)));
+		            strerror(-(quiet < 0 ? quiet : loud)));
 		t->failed++;
 	} else if ((quiet == 0) != cJSON_IsTrue(valid)) {
 		print_error("%s: \"%s\" / \"%s\": expected %s, got %s\n", file, group, name,
-			    cJSON_IsTrue(valid) ? "valid" : "invalid",
-			    quiet == 0 ? "valid" : "invalid");
+		            cJSON_IsTrue(valid) ? "valid" : "invalid",
+		            quiet == 0 ? "valid" : "invalid");
 		for (size_t i = 0; i < errors.count; i++)
 			print_error("    %s: %s (%s)\n", errors.entries[i].pointer,
-				    errors.entries[i].message, errors.entries[i].keyword);
+			            errors.entries[i].message, errors.entries[i].keyword);
 		t->failed++;
 	} else if ((loud == 0) != (quiet == 0) || (size_t)loud != errors.errors ||
-		   (loud > 0 && errors.count == 0)) {
+	           (loud > 0 && errors.count == 0)) {
 		print_error("%s: \"%s\" / \"%s\": verdict %d without messages, %d with %zu "
-			    "errors\n",
-			    file, group, name, quiet, loud, errors.errors);
+		            "errors\n",
+		            file, group, name, quiet, loud, errors.errors);
 		t->failed++;
 	}
 	errlist_release(&errors);
@@ -153,8 +153,7 @@ static void run_file(const char *dir, const char *file, struct tally *t)
 			t->failed += n ? n : 1;
 			continue;
 		}
-		cJSON_ArrayForEach(test, tests)
-			run_case(file, gname, s, test, t);
+		cJSON_ArrayForEach(test, tests) run_case(file, gname, s, test, t);
 		schema_free(s);
 	}
 	cJSON_Delete(doc);
@@ -190,7 +189,7 @@ static void test_suite(void **state)
 		free(names[i]);
 	}
 	print_message("json-schema-test-suite (%s): %zu files, %zu cases, %zu failed\n", dir,
-		      t.files, t.cases, t.failed);
+	              t.files, t.cases, t.failed);
 	if (t.files == 0)
 		fail_msg("no test files in '%s'", dir);
 	assert_int_equal(t.failed, 0);
@@ -200,7 +199,7 @@ static void test_suite(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_suite),
+	        cmocka_unit_test(test_suite),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,8 +15,8 @@ struct buf;
 struct cJSON;
 
 #define JSON_MAX_TEXT (16u * 1024 * 1024) /* bytes accepted by json_parse_untrusted */
-#define JSON_MAX_DEPTH 64		   /* a sensible max_depth for documents */
-#define JSON_MAX_NUMBER 63		   /* characters in one number (cJSON's own limit) */
+#define JSON_MAX_DEPTH 64                 /* a sensible max_depth for documents */
+#define JSON_MAX_NUMBER 63                /* characters in one number (cJSON's own limit) */
 
 /* Parses len bytes of text (no NUL terminator needed) into a cJSON tree; caller frees
  * *ret_json with cJSON_Delete(). max_depth bounds the nesting of arrays and objects
@@ -25,7 +25,7 @@ struct cJSON;
  * Returns 0, -EMSGSIZE (len > JSON_MAX_TEXT), -EINVAL (not strict JSON, too deep,
  * duplicate member, invalid UTF-8) or -ENOMEM. */
 int json_parse_untrusted(const char *text, size_t len, int max_depth, struct cJSON **ret_json,
-			 char *err, size_t errlen) WUR;
+                         char *err, size_t errlen) WUR;
 
 /* Checks a tree made elsewhere (by cJSON_Parse() or by hand) as json_parse_untrusted()
  * checks text: nesting within max_depth, UTF-8, member names present and unique, numbers

@@ -9,8 +9,9 @@
  * RULES_ID_MAX bytes, messages of RULES_MESSAGE_MAX bytes, pointers of RULES_POINTER_MAX
  * bytes, RULES_WHEN_MAX conditions per rule, RULES_SUM_TERMS_MAX terms per sum and
  * operands nested RULES_OPERAND_DEPTH deep. Checking a document takes time linear in the
- * rules times the elements they visit (unique: n log n); values compared deeper than
- * RULES_VALUE_DEPTH levels make a comparison not apply, like a type mismatch. */
+ * rules times the elements they visit (unique: n log n; only comparing two objects whose
+ * members come in different orders is quadratic in their size); values compared deeper
+ * than RULES_VALUE_DEPTH levels make a comparison not apply, like a type mismatch. */
 #ifndef COMMON_RULES_H
 #define COMMON_RULES_H
 

@@ -21,9 +21,10 @@
  *
  * Limits: schema text up to SCHEMA_MAX_TEXT bytes and SCHEMA_MAX_DEPTH levels of JSON
  * nesting; validation descends at most SCHEMA_MAX_DEPTH levels into an instance, nests
- * at most SCHEMA_MAX_EVAL_DEPTH subschema evaluations (a $ref loop ends there) and makes
- * at most SCHEMA_MAX_STEPS of them per instance; each pattern match has a backtracking
- * limit. */
+ * at most SCHEMA_MAX_EVAL_DEPTH subschema evaluations (a $ref loop ends there), and makes
+ * at most SCHEMA_STEPS_BASE + SCHEMA_STEPS_PER_VALUE * (values in the instance) of them
+ * (against schemas whose anyOf nest into exponential work); each pattern match has a
+ * backtracking limit. */
 #ifndef COMMON_SCHEMA_H
 #define COMMON_SCHEMA_H
 
@@ -38,7 +39,8 @@ struct schema;
 #define SCHEMA_MAX_TEXT (1024u * 1024)
 #define SCHEMA_MAX_DEPTH 64
 #define SCHEMA_MAX_EVAL_DEPTH 512
-#define SCHEMA_MAX_STEPS 10000000u
+#define SCHEMA_STEPS_BASE 1000000u
+#define SCHEMA_STEPS_PER_VALUE 64u
 
 /* Compiles len bytes of schema text (strict JSON, see json_parse_untrusted()). On
  * success *ret_schema is the caller's, freed with schema_free(). On failure err (may be
@@ -47,16 +49,15 @@ struct schema;
  * -EINVAL (not JSON, or not a valid schema), -EOPNOTSUPP (valid, but uses something this
  * validator does not implement, e.g. a remote $ref) or -ENOMEM. */
 int schema_compile(const char *text, size_t len, struct schema **ret_schema, char *err,
-		   size_t errlen) WUR;
+                   size_t errlen) WUR;
 
 /* Same from a parsed tree; root stays the caller's (the schema keeps its own copy). */
 int schema_compile_json(const struct cJSON *root, struct schema **ret_schema, char *err,
-			size_t errlen) WUR;
+                        size_t errlen) WUR;
 
 /* Same from a file; a UTF-8 byte order mark is skipped and err starts with the path.
  * Also returns the negative errno of open() or read(). */
-int schema_load_file(const char *path, struct schema **ret_schema, char *err,
-		     size_t errlen) WUR;
+int schema_load_file(const char *path, struct schema **ret_schema, char *err, size_t errlen) WUR;
 
 /* Validates instance (borrowed, not modified) and adds one entry to errors (may be NULL:
  * only the verdict) per failed assertion: the instance location as a JSON Pointer, the
@@ -67,7 +68,7 @@ int schema_load_file(const char *path, struct schema **ret_schema, char *err,
  * SCHEMA_MAX_DEPTH or SCHEMA_MAX_EVAL_DEPTH), -E2BIG (step or pattern match limit),
  * -ENOMEM; then errors, when given, holds an entry saying which limit was hit. */
 int schema_validate(const struct schema *schema, const struct cJSON *instance,
-		    struct errlist *errors) WUR;
+                    struct errlist *errors) WUR;
 
 /* The schema document, for reading unknown keywords such as x-rules, x-rollup and title.
  * Borrowed: valid until schema_free(); do not modify it. */
