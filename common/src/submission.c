@@ -77,14 +77,14 @@ int submission_check(const struct submission_context *ctx, const char *text, siz
 	/* 2: who signed it */
 	memset(&key, 0, sizeof(key));
 	r = ctx->lookup_key(ctx->lookup_data, s.jws.kid, &key, why, sizeof(why));
-	if (r == -ENOMEM)
-		goto fail;
-	if (r < 0) {
+	if (r == -ENOKEY) {
 		snprintf(err, errlen, "%s", why);
 		*ret_verdict = SUBMISSION_UNAUTHENTICATED;
 		r = 0;
 		goto fail;
 	}
+	if (r < 0) /* the lookup could not answer (-ENOMEM, a store error): no verdict */
+		goto fail;
 	r = jws_verify(&s.jws, &key, why, sizeof(why));
 	jwk_release(&key);
 	if (r < 0) {

@@ -152,7 +152,7 @@ static void test_printf_growth(void **state)
 
 		assert_int_equal(buf_printf(&b, "[%d:%s]", i, i % 7 ? "seven" : ""), 0);
 		n += (size_t)snprintf(want + n, sizeof(want) - n, "[%d:%s]", i,
-				      i % 7 ? "seven" : "");
+		                      i % 7 ? "seven" : "");
 		assert_int_equal(b.len, n);
 		assert_true(b.len > before);
 		assert_memory_equal(b.data, want, n + 1);
@@ -371,20 +371,20 @@ static void test_max_unlimited(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_init),
-		cmocka_unit_test(test_append_up_to_max),
-		cmocka_unit_test(test_append_over_max_at_once),
-		cmocka_unit_test(test_max_zero),
-		cmocka_unit_test(test_binary_and_terminated),
-		cmocka_unit_test(test_printf_growth),
-		cmocka_unit_test(test_printf_over_max),
-		cmocka_unit_test(test_vprintf),
-		cmocka_unit_test(test_reserve),
-		cmocka_unit_test(test_reset),
-		cmocka_unit_test(test_detach),
-		cmocka_unit_test(test_release_reuse),
-		cmocka_unit_test(test_grow_byte_by_byte),
-		cmocka_unit_test(test_max_unlimited),
+	        cmocka_unit_test(test_init),
+	        cmocka_unit_test(test_append_up_to_max),
+	        cmocka_unit_test(test_append_over_max_at_once),
+	        cmocka_unit_test(test_max_zero),
+	        cmocka_unit_test(test_binary_and_terminated),
+	        cmocka_unit_test(test_printf_growth),
+	        cmocka_unit_test(test_printf_over_max),
+	        cmocka_unit_test(test_vprintf),
+	        cmocka_unit_test(test_reserve),
+	        cmocka_unit_test(test_reset),
+	        cmocka_unit_test(test_detach),
+	        cmocka_unit_test(test_release_reuse),
+	        cmocka_unit_test(test_grow_byte_by_byte),
+	        cmocka_unit_test(test_max_unlimited),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,8 +86,8 @@ static void test_add_copies(void **state)
 
 	(void)state;
 	errlist_init(&l);
-	assert_int_equal(errlist_add(&l, ERRLIST_ERROR, pointer, keyword, "must be >= 0, got %s",
-				     arg), 0);
+	assert_int_equal(
+	        errlist_add(&l, ERRLIST_ERROR, pointer, keyword, "must be >= 0, got %s", arg), 0);
 	memset(pointer, 'x', sizeof(pointer) - 1);
 	memset(keyword, 'x', sizeof(keyword) - 1);
 	memset(arg, 'x', sizeof(arg) - 1);
@@ -117,8 +117,9 @@ static void test_bounded(void **state)
 	(void)state;
 	errlist_init(&l);
 	for (int i = 0; i < ERRLIST_MAX; i++) {
-		assert_int_equal(errlist_add(&l, i % 3 ? ERRLIST_ERROR : ERRLIST_WARNING, "/x",
-					     "k", "entry %d", i), 0);
+		assert_int_equal(errlist_add(&l, i % 3 ? ERRLIST_ERROR : ERRLIST_WARNING, "/x", "k",
+		                             "entry %d", i),
+		                 0);
 		assert_int_equal(l.count, (size_t)i + 1);
 	}
 	/* full: further problems are counted, not held */
@@ -293,21 +294,19 @@ static void test_format(void **state)
 	assert_int_equal(errlist_format(&l, NULL, &out), 0);
 	assert_int_equal(out.len, 0);
 
-	assert_int_equal(errlist_add(&l, ERRLIST_ERROR, "/victims/female", "minimum",
-				     "must be >= 0"), 0);
-	assert_int_equal(errlist_add(&l, ERRLIST_WARNING, "/level", "x-rules:r1", "looks odd"),
-			 0);
-	assert_int_equal(errlist_add(&l, ERRLIST_ERROR, "", "required", "\"data\" is missing"),
-			 0);
+	assert_int_equal(
+	        errlist_add(&l, ERRLIST_ERROR, "/victims/female", "minimum", "must be >= 0"), 0);
+	assert_int_equal(errlist_add(&l, ERRLIST_WARNING, "/level", "x-rules:r1", "looks odd"), 0);
+	assert_int_equal(errlist_add(&l, ERRLIST_ERROR, "", "required", "\"data\" is missing"), 0);
 	assert_int_equal(errlist_format(&l, NULL, &out), 0);
 	assert_string_equal(out.data, "/victims/female: must be >= 0 (minimum)\n"
-				      "warning: /level: looks odd (x-rules:r1)\n"
-				      "(document): \"data\" is missing (required)\n");
+	                              "warning: /level: looks odd (x-rules:r1)\n"
+	                              "(document): \"data\" is missing (required)\n");
 	buf_reset(&out);
 	assert_int_equal(errlist_format(&l, "f.json: ", &out), 0);
 	assert_string_equal(out.data, "f.json: /victims/female: must be >= 0 (minimum)\n"
-				      "f.json: warning: /level: looks odd (x-rules:r1)\n"
-				      "f.json: (document): \"data\" is missing (required)\n");
+	                              "f.json: warning: /level: looks odd (x-rules:r1)\n"
+	                              "f.json: (document): \"data\" is missing (required)\n");
 	/* appends after what out holds */
 	buf_reset(&out);
 	assert_int_equal(buf_puts(&out, "head\n"), 0);
@@ -360,8 +359,7 @@ static void test_format_limit(void **state)
 	errlist_init(&l);
 	buf_init(&out, 30);
 	assert_int_equal(errlist_add(&l, ERRLIST_ERROR, "/a", "k", "short"), 0);
-	assert_int_equal(errlist_add(&l, ERRLIST_ERROR, "/b", "k", "a longer message here"),
-			 0);
+	assert_int_equal(errlist_add(&l, ERRLIST_ERROR, "/b", "k", "a longer message here"), 0);
 	assert_int_equal(errlist_format(&l, NULL, &out), -EMSGSIZE);
 	/* what fitted is there, whole lines only */
 	assert_string_equal(out.data, "/a: short (k)\n");
@@ -372,16 +370,11 @@ static void test_format_limit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_init_release),
-		cmocka_unit_test(test_add_copies),
-		cmocka_unit_test(test_bounded),
-		cmocka_unit_test(test_pointer_bounded),
-		cmocka_unit_test(test_pointer_cut_utf8),
-		cmocka_unit_test(test_message_bounded),
-		cmocka_unit_test(test_prefix_pointers),
-		cmocka_unit_test(test_format),
-		cmocka_unit_test(test_format_more),
-		cmocka_unit_test(test_format_limit),
+	        cmocka_unit_test(test_init_release),     cmocka_unit_test(test_add_copies),
+	        cmocka_unit_test(test_bounded),          cmocka_unit_test(test_pointer_bounded),
+	        cmocka_unit_test(test_pointer_cut_utf8), cmocka_unit_test(test_message_bounded),
+	        cmocka_unit_test(test_prefix_pointers),  cmocka_unit_test(test_format),
+	        cmocka_unit_test(test_format_more),      cmocka_unit_test(test_format_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -102,7 +102,7 @@ static void list_dir(const char *dir, char *out, size_t outlen)
 	for (int i = 0; i < n; i++) {
 		if (strcmp(names[i]->d_name, ".") != 0 && strcmp(names[i]->d_name, "..") != 0)
 			o += (size_t)snprintf(out + o, outlen - o, "%s%s", o ? " " : "",
-					      names[i]->d_name);
+			                      names[i]->d_name);
 		free(names[i]);
 	}
 	free(names);
@@ -224,7 +224,7 @@ static void check_mode(const struct tmpdir *t, mode_t mask, mode_t mode)
 	assert_true(S_ISREG(st.st_mode));
 	if ((st.st_mode & 07777) != mode)
 		fail_msg("umask %03o, mode %04o: got %04o", (unsigned)mask, (unsigned)mode,
-			 (unsigned)(st.st_mode & 07777));
+		         (unsigned)(st.st_mode & 07777));
 	assert_file(path, "{}\n", 3);
 	list_dir(t->path, listing, sizeof(listing));
 	assert_string_equal(listing, "out.json");
@@ -346,10 +346,10 @@ static void test_write_missing_folder(void **state)
 
 /* Runs fn in a child process (for uid and rlimit changes); the child's exit status is
  * 0 when every check held, else the line of the first failed one. */
-#define CHILD_CHECK(cond)                                                                     \
-	do {                                                                                  \
-		if (!(cond))                                                                  \
-			_exit(__LINE__ % 250 + 1);                                            \
+#define CHILD_CHECK(cond)                                                                          \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			_exit(__LINE__ % 250 + 1);                                                 \
 	} while (0)
 
 static void run_child(void (*fn)(const struct tmpdir *), const struct tmpdir *t)
@@ -438,7 +438,7 @@ static void test_fsync_parent(void **state)
 	path_in(t, "anything", path);
 	assert_int_equal(fileio_fsync_parent(path), 0);
 	assert_int_equal(fileio_fsync_parent("no-slash"), 0); /* the current folder */
-	assert_int_equal(fileio_fsync_parent("/top"), 0);    /* the root */
+	assert_int_equal(fileio_fsync_parent("/top"), 0);     /* the root */
 	path_in(t, "missing/f", path);
 	assert_int_equal(fileio_fsync_parent(path), -ENOENT);
 	memset(longpath, 'a', sizeof(longpath) - 1);
@@ -463,19 +463,19 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 	const struct CMUnitTest tests[] = {
-		T(test_read),
-		T(test_read_cap),
-		T(test_read_errors),
-		T(test_write_mode),
-		T(test_write_mode_of_replaced),
-		T(test_write_replaces),
-		T(test_write_over_stale_temp),
-		T(test_write_target_is_directory),
-		T(test_write_missing_folder),
-		T(test_write_unwritable_folder),
-		T(test_write_fails_midway),
-		T(test_fsync_parent),
-		T(test_write_name_too_long),
+	        T(test_read),
+	        T(test_read_cap),
+	        T(test_read_errors),
+	        T(test_write_mode),
+	        T(test_write_mode_of_replaced),
+	        T(test_write_replaces),
+	        T(test_write_over_stale_temp),
+	        T(test_write_target_is_directory),
+	        T(test_write_missing_folder),
+	        T(test_write_unwritable_folder),
+	        T(test_write_fails_midway),
+	        T(test_fsync_parent),
+	        T(test_write_name_too_long),
 	};
 #undef T
 

@@ -36,7 +36,8 @@ struct submission_context {
 	const struct form_set *forms;
 	const char *county_id; /* the county the return must name; NULL: any */
 	/* Fills *ret_key with the public key of kid: 0, or -ENOKEY when kid is unknown or
-	 * not allowed to submit (e.g. a closed school); err says why. */
+	 * not allowed to submit (e.g. a closed school); err says why. Any other negative
+	 * errno (the roster could not be read) is returned by submission_check. */
 	int (*lookup_key)(void *lookup_data, const char *kid, struct jwk *ret_key, char *err,
 			  size_t errlen);
 	void *lookup_data;
@@ -66,8 +67,8 @@ void submission_release(struct submission *s);
  * submission_release). Otherwise *ret_verdict says which check failed, err a one-line
  * reason, and errors (may be NULL) every schema, rule and privacy problem found by check 5
  * with its JSON Pointer into the payload ("/data/victims/female"). Returns 0 whatever
- * the verdict, or a negative errno when checking could not finish (-ENOMEM, or a
- * validation limit) and nothing is known. */
+ * the verdict, or a negative errno when checking could not finish (-ENOMEM, a
+ * validation limit, or the lookup's own error) and nothing is known. */
 int submission_check(const struct submission_context *ctx, const char *text, size_t len,
 		     struct errlist *errors, char *err, size_t errlen,
 		     enum submission_verdict *ret_verdict, struct submission *ret) WUR;
