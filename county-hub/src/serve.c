@@ -1,0 +1,696 @@
+/* `county-hub serve`: the HTTP server (libmicrohttpd) and its routes.
+ *
+ * Threads: MHD's pool (epoll, one per CPU unless `threads` says otherwise) runs the access
+ * handler, which does the CPU work of an upload (inflate, verify, validate, sign the
+ * receipt) with a worker borrowed from a pool; the writer thread (writer.h) stores the
+ * uploads in group commits; the watchdog (http.h) cuts off requests that take too long
+ * to arrive; the main thread waits for SIGTERM or SIGINT.
+ *
+ * An upload waits for its commit with its connection suspended (MHD_suspend_connection),
+ * so waiting costs no thread: the writer resumes it after the commit and the handler,
+ * called again, answers. The answer is queued only on the handler's final call
+ * (upload_data_size 0), or on the first call for an upload refused before its body is
+ * read (MHD then closes the connection instead of reading the body).
+ *
+ * Shutdown on SIGTERM/SIGINT: stop accepting connections, let the writer store everything
+ * queued and answer it, wait for requests in progress, stop MHD, close the store, exit 0. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "common/calendar.h"
+#include "common/config.h"
+#include "common/form.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/schema.h"
+#include "http.h"
+#include "hub.h"
+#include "metrics.h"
+#include "server.h"
+#include "store.h"
+#include "upload.h"
+#include "writer.h"
+#include "common/banned.h"
+
+#define ERR_MAX 1024
+#define OTHER_BODY_MAX (64 * 1024) /* bytes of body we discard on a route that takes none */
+#define DISCARD_FACTOR 4 /* an upload over the cap is read (and dropped) up to this many caps */
+#define SHUTDOWN_WAIT_MS 10000
+
+enum route {
+	ROUTE_SUBMIT,
+	ROUTE_RECEIPT,
+	ROUTE_HEALTH,
+	ROUTE_METRICS,
+	ROUTE_NOT_FOUND,
+	ROUTE_METHOD, /* known path, wrong method */
+};
+
+enum request_state {
+	REQ_RECEIVING, /* headers in, body arriving */
+	REQ_WAITING,   /* suspended, the writer holds the job */
+	REQ_ANSWERED,  /* the answer is queued */
+};
+
+/* One HTTP request, from the first call of the access handler to MHD's completion
+ * callback, which frees it. */
+struct request {
+	struct server *srv;
+	struct MHD_Connection *conn;
+	struct http_watch *watch;
+	enum route route;
+	enum request_state state;
+	const char *allow; /* ROUTE_METHOD */
+	char submission_id[IDS_UUID_LEN + 1];
+	char peer[64];
+	struct buf body;
+	size_t discarded;
+	int too_large;
+	atomic_int job_done;
+	struct upload upload;
+	struct http_reply reply;
+};
+
+struct worker *server_worker_get(struct server *srv)
+{
+	const struct hub_config *cfg = srv->cfg;
+	struct worker *w;
+	char err[ERR_MAX] = "";
+	int r;
+
+	pthread_mutex_lock(&srv->pool_lock);
+	w = srv->pool;
+	if (w)
+		srv->pool = w->next;
+	pthread_mutex_unlock(&srv->pool_lock);
+	if (w)
+		return w;
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		log_errno(-ENOMEM, "cannot make a worker");
+		return NULL;
+	}
+	r = store_open(srv->store_path, STORE_READ_ONLY, (int)cfg->busy_timeout_ms, &w->reader, err,
+	               sizeof(err));
+	if (r < 0) {
+		log_error("cannot open a reader: %s", err);
+		free(w);
+		return NULL;
+	}
+	r = gzip_inflater_init(&w->inflater, (size_t)cfg->inflate_max,
+	                       (unsigned)cfg->inflate_ratio);
+	if (r < 0) {
+		log_errno(r, "cannot make an inflater");
+		store_close(w->reader);
+		free(w);
+		return NULL;
+	}
+	buf_init(&w->plain, (size_t)cfg->inflate_max);
+	return w;
+}
+
+void server_worker_put(struct server *srv, struct worker *w)
+{
+	if (!w)
+		return;
+	buf_reset(&w->plain);
+	pthread_mutex_lock(&srv->pool_lock);
+	w->next = srv->pool;
+	srv->pool = w;
+	pthread_mutex_unlock(&srv->pool_lock);
+}
+
+static void worker_free(struct worker *w)
+{
+	store_close(w->reader);
+	gzip_inflater_release(&w->inflater);
+	buf_release(&w->plain);
+	free(w);
+}
+
+static int is_get(const char *method)
+{
+	return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+	       strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+static void route(struct request *req, const char *url, const char *method)
+{
+	static const char receipt_prefix[] = "/v1/submissions/";
+	static const char receipt_suffix[] = "/receipt";
+	size_t len = strlen(url), pre = sizeof(receipt_prefix) - 1,
+	       suf = sizeof(receipt_suffix) - 1;
+
+	if (strcmp(url, "/v1/submissions") == 0) {
+		req->route =
+		        strcmp(method, MHD_HTTP_METHOD_POST) == 0 ? ROUTE_SUBMIT : ROUTE_METHOD;
+		req->allow = "POST";
+	} else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
+		req->route = !is_get(method) ? ROUTE_METHOD
+		             : url[1] == 'h' ? ROUTE_HEALTH
+		                             : ROUTE_METRICS;
+		req->allow = "GET, HEAD";
+	} else if (len == pre + IDS_UUID_LEN + suf && strncmp(url, receipt_prefix, pre) == 0 &&
+	           strcmp(url + pre + IDS_UUID_LEN, receipt_suffix) == 0 &&
+	           ids_uuid_check(url + pre, IDS_UUID_LEN) == 0) {
+		req->route = is_get(method) ? ROUTE_RECEIPT : ROUTE_METHOD;
+		req->allow = "GET, HEAD";
+		memcpy(req->submission_id, url + pre, IDS_UUID_LEN);
+		req->submission_id[IDS_UUID_LEN] = '\0';
+	} else {
+		req->route = ROUTE_NOT_FOUND;
+	}
+}
+
+static void peer_of(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+	const union MHD_ConnectionInfo *info =
+	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = info ? info->client_addr : NULL;
+
+	snprintf(out, outlen, "-");
+	if (!sa)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+		          (socklen_t)outlen);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		          out, (socklen_t)outlen);
+}
+
+static struct request *request_new(struct server *srv, struct MHD_Connection *conn, const char *url,
+                                   const char *method)
+{
+	const union MHD_ConnectionInfo *info;
+	struct request *req = calloc(1, sizeof(*req));
+
+	if (!req)
+		return NULL;
+	req->srv = srv;
+	req->conn = conn;
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	req->watch = info ? info->socket_context : NULL;
+	atomic_init(&req->job_done, 0);
+	buf_init(&req->body, (size_t)srv->cfg->body_max);
+	peer_of(conn, req->peer, sizeof(req->peer));
+	upload_init(&req->upload, req->peer);
+	route(req, url, method);
+	return req;
+}
+
+static void request_free(struct request *req)
+{
+	buf_release(&req->body);
+	upload_release(&req->upload);
+	http_reply_release(&req->reply);
+	free(req);
+}
+
+/* Writer thread: the job's commit is over; wake the connection. */
+static void job_done(struct writer_job *job)
+{
+	struct request *req = job->data;
+
+	atomic_store(&req->job_done, 1);
+	MHD_resume_connection(req->conn);
+}
+
+static void answer_receipt_get(struct request *req)
+{
+	struct worker *w = server_worker_get(req->srv);
+	char *receipt = NULL;
+	size_t len = 0;
+	int r = -EIO;
+
+	if (w)
+		r = store_receipt_get(w->reader, req->submission_id, &receipt, &len);
+	server_worker_put(req->srv, w);
+	if (r == 0) {
+		req->reply.status = 200;
+		req->reply.body = receipt;
+		req->reply.len = len;
+		req->reply.content_type = "application/jose+json";
+	} else if (r == -ENOENT) {
+		if (http_reply_error(&req->reply, 404, "not_found", "no such submission", NULL,
+		                     NULL) < 0)
+			http_reply_text(&req->reply, 404, "no such submission\n");
+	} else {
+		log_errno(r, "cannot read a receipt");
+		http_reply_text(&req->reply, r == -EBUSY ? 503 : 500, "the store failed\n");
+	}
+}
+
+static void answer_metrics(struct request *req)
+{
+	struct worker *w = server_worker_get(req->srv);
+	struct buf out;
+	long long depth = -1;
+
+	if (w && store_outbox_depth(w->reader, &depth) < 0)
+		depth = -1;
+	server_worker_put(req->srv, w);
+	buf_init(&out, 1024 * 1024);
+	if (metrics_format(&req->srv->metrics, depth, &out) < 0) {
+		buf_release(&out);
+		http_reply_text(&req->reply, 500, "cannot format the metrics\n");
+		return;
+	}
+	req->reply.status = 200;
+	req->reply.body = buf_detach(&out, &req->reply.len);
+	req->reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* The final call of an upload: check it, then answer or hand it to the writer. Returns
+ * 1 when the connection was suspended for the writer. */
+static int process_upload(struct request *req)
+{
+	struct server *srv = req->srv;
+	struct worker *w;
+	int r;
+
+	w = server_worker_get(srv);
+	if (!w) {
+		http_reply_text(&req->reply, 500, "internal error\n");
+		return 0;
+	}
+	r = upload_check(srv, w, req->body.data ? req->body.data : "", req->body.len,
+	                 req->too_large, &req->upload, &req->reply);
+	server_worker_put(srv, w);
+	buf_release(&req->body);
+	if (r != 0)
+		return 0;
+	r = writer_reserve(srv->writer);
+	if (r < 0) {
+		upload_finish(srv, &req->upload, r, &req->reply);
+		return 0;
+	}
+	req->upload.job.done = job_done;
+	req->upload.job.data = req;
+	req->state = REQ_WAITING;
+	/* suspend before the writer can resume */
+	MHD_suspend_connection(req->conn);
+	writer_submit(srv->writer, &req->upload.job);
+	return 1;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+	struct server *srv = cls;
+	struct request *req = *con_cls;
+	size_t n = *upload_data_size;
+
+	(void)version;
+	if (!req) {
+		req = request_new(srv, conn, url, method);
+		if (!req)
+			return MHD_NO;
+		*con_cls = req;
+		atomic_fetch_add(&srv->active, 1);
+		if (req->route == ROUTE_SUBMIT &&
+		    upload_precheck(srv,
+		                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		                                                MHD_HTTP_HEADER_CONTENT_TYPE),
+		                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		                                                MHD_HTTP_HEADER_CONTENT_ENCODING),
+		                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		                                                MHD_HTTP_HEADER_CONTENT_LENGTH),
+		                    req->peer, &req->reply) == 1) {
+			/* refused before reading the body: MHD closes the connection after */
+			req->state = REQ_ANSWERED;
+			req->reply.close = 1;
+			http_watch_busy(&srv->watchdog, req->watch);
+			return (enum MHD_Result)http_reply_queue(conn, &req->reply);
+		}
+		return MHD_YES;
+	}
+	if (n > 0) {
+		*upload_data_size = 0;
+		if (req->route == ROUTE_SUBMIT && !req->too_large) {
+			int r = buf_append(&req->body, upload_data, n);
+
+			if (r == -EMSGSIZE) {
+				req->too_large = 1;
+				req->discarded = req->body.len;
+				buf_release(&req->body);
+			} else if (r < 0) {
+				return MHD_NO;
+			}
+		}
+		if (req->route != ROUTE_SUBMIT || req->too_large) {
+			req->discarded += n;
+			if (req->discarded > (req->route == ROUTE_SUBMIT
+			                              ? (size_t)srv->cfg->body_max * DISCARD_FACTOR
+			                              : (size_t)OTHER_BODY_MAX))
+				return MHD_NO; /* no answer is worth reading this much for */
+		}
+		return MHD_YES;
+	}
+
+	/* the final call: the whole request is in, or the writer resumed us */
+	switch (req->state) {
+	case REQ_RECEIVING:
+		http_watch_busy(&srv->watchdog, req->watch);
+		switch (req->route) {
+		case ROUTE_SUBMIT:
+			if (process_upload(req))
+				return MHD_YES;
+			break;
+		case ROUTE_RECEIPT:
+			answer_receipt_get(req);
+			break;
+		case ROUTE_HEALTH:
+			http_reply_text(&req->reply, 200, "ok\n");
+			break;
+		case ROUTE_METRICS:
+			answer_metrics(req);
+			break;
+		case ROUTE_METHOD:
+			if (http_reply_error(&req->reply, 405, "method_not_allowed",
+			                     "method not allowed here", NULL, NULL) < 0)
+				http_reply_text(&req->reply, 405, "method not allowed\n");
+			req->reply.allow = req->allow;
+			break;
+		case ROUTE_NOT_FOUND:
+			if (http_reply_error(&req->reply, 404, "not_found", "no such resource",
+			                     NULL, NULL) < 0)
+				http_reply_text(&req->reply, 404, "not found\n");
+			break;
+		}
+		break;
+	case REQ_WAITING:
+		if (!atomic_load(&req->job_done))
+			return MHD_YES;
+		upload_finish(srv, &req->upload, 0, &req->reply);
+		break;
+	case REQ_ANSWERED:
+		return MHD_YES;
+	}
+	req->state = REQ_ANSWERED;
+	return (enum MHD_Result)http_reply_queue(conn, &req->reply);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct server *srv = cls;
+	struct request *req = *con_cls;
+
+	(void)conn;
+	(void)toe;
+	if (!req)
+		return;
+	*con_cls = NULL;
+	http_watch_idle(&srv->watchdog, req->watch);
+	if (req->state == REQ_WAITING && !atomic_load(&req->job_done)) {
+		/* cannot happen: the writer is drained before MHD stops. The writer still
+		 * holds the job, so the request must outlive this callback. */
+		log_error("a request ended while its upload was being stored; leaking it");
+	} else {
+		request_free(req);
+	}
+	atomic_fetch_sub(&srv->active, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct server *srv = cls;
+	const union MHD_ConnectionInfo *info;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = info ? http_watch_open(&srv->watchdog, info->connect_fd) : NULL;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		http_watch_close(&srv->watchdog, *socket_context);
+		*socket_context = NULL;
+	}
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	log_warning("libmicrohttpd: %s", line);
+}
+
+static int load_data(struct server *srv)
+{
+	const struct hub_config *cfg = srv->cfg;
+	char path[4096 + 64], err[ERR_MAX] = "";
+	int r;
+
+	if (!hub_schemas_dir(cfg))
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/forms", cfg->schemas_dir);
+	r = form_set_load_dir(path, &srv->forms, err, sizeof(err));
+	if (r < 0) {
+		log_error("cannot load the forms: %s", err);
+		return r;
+	}
+	snprintf(path, sizeof(path), "%s/campaigns", cfg->schemas_dir);
+	r = calendar_load_dir(path, &srv->calendar, err, sizeof(err));
+	if (r < 0) {
+		log_error("cannot load the calendar: %s", err);
+		return r;
+	}
+	snprintf(path, sizeof(path), "%s/submission.schema.json", cfg->schemas_dir);
+	r = schema_load_file(path, &srv->envelope, err, sizeof(err));
+	if (r < 0) {
+		log_error("cannot load the submission schema: %s", err);
+		return r;
+	}
+	r = hub_path(cfg, HUB_KEY_FILE, path, sizeof(path));
+	if (r == 0)
+		r = jwk_load(&srv->county_key, path, err, sizeof(err));
+	if (r < 0) {
+		log_error("cannot load the county key: %s", err[0] ? err : strerror(-r));
+		return r;
+	}
+	if (strcmp(srv->county_key.kid, cfg->county_id) != 0) {
+		log_error("the county key is named \"%s\", not the county id \"%s\"",
+		          srv->county_key.kid, cfg->county_id);
+		return -EINVAL;
+	}
+	log_info("loaded %zu forms from '%s'", srv->forms->count, cfg->schemas_dir);
+	return 0;
+}
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct MHD_Daemon *start_daemon(struct server *srv, struct sockaddr_storage *addr)
+{
+	const struct hub_config *cfg = srv->cfg;
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+	                 MHD_USE_ERROR_LOG;
+	unsigned threads = (unsigned)cfg->threads;
+	long cpus;
+
+	if (threads == 0) {
+		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = cpus > 0 ? (unsigned)cpus : 1;
+	}
+	if (addr->ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+	                        on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, addr,
+	                        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+	                        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	                        (size_t)cfg->connection_memory, MHD_OPTION_CONNECTION_TIMEOUT,
+	                        (unsigned)cfg->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED,
+	                        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+	                        MHD_OPTION_END);
+}
+
+static int serve(struct server *srv)
+{
+	const struct hub_config *cfg = srv->cfg;
+	struct writer_options wo;
+	struct sockaddr_storage addr;
+	struct MHD_Daemon *daemon = NULL;
+	const union MHD_DaemonInfo *info;
+	struct store *store = NULL;
+	sigset_t signals;
+	char err[ERR_MAX] = "";
+	unsigned addr_len;
+	int64_t until;
+	int sig = 0, r;
+
+	if (hub_parse_listen(cfg->listen, &addr, &addr_len) < 0) {
+		log_error("listen address '%s' is not ADDR:PORT", cfg->listen);
+		return -EINVAL;
+	}
+	r = load_data(srv);
+	if (r < 0)
+		return r;
+	/* bring the schema up to date before the readers open */
+	r = hub_open_store(cfg, 0, &store);
+	if (r < 0)
+		return r;
+	store_close(store);
+
+	/* every thread started from here on inherits the blocked signals */
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	wo = (struct writer_options){
+	        .store_path = srv->store_path,
+	        .busy_timeout_ms = (int)cfg->busy_timeout_ms,
+	        .store_max_bytes = cfg->store_max_bytes,
+	        .group_max = (size_t)cfg->group_max,
+	        .queue_max = (size_t)cfg->queue_max,
+	};
+	r = writer_start(&wo, &srv->metrics, &srv->writer, err, sizeof(err));
+	if (r < 0) {
+		log_error("cannot start the writer: %s", err);
+		return r;
+	}
+	r = http_watchdog_start(&srv->watchdog, cfg->request_timeout * 1000);
+	if (r < 0) {
+		log_errno(r, "cannot start the watchdog");
+		goto out;
+	}
+	daemon = start_daemon(srv, &addr);
+	if (!daemon) {
+		r = -EADDRINUSE;
+		log_error("cannot serve on %s (in use, or not an address of this machine)",
+		          cfg->listen);
+		goto out;
+	}
+	info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+	log_info("county hub \"%s\" serving on %s (port %u), store '%s'", cfg->county_id,
+	         cfg->listen, info ? (unsigned)info->port : 0u, srv->store_path);
+
+	while (sigwait(&signals, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
+		;
+	log_info("stopping on %s: finishing the uploads in progress",
+	         sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	{
+		MHD_socket listen_fd = MHD_quiesce_daemon(daemon);
+
+		writer_stop(srv->writer);
+		until = monotonic_ms() + SHUTDOWN_WAIT_MS;
+		while (atomic_load(&srv->active) > 0 && monotonic_ms() < until)
+			usleep(10000);
+		MHD_stop_daemon(daemon);
+		daemon = NULL;
+		if (listen_fd != MHD_INVALID_SOCKET)
+			close(listen_fd);
+	}
+	r = 0;
+out:
+	if (daemon)
+		MHD_stop_daemon(daemon);
+	writer_free(srv->writer);
+	srv->writer = NULL;
+	http_watchdog_stop(&srv->watchdog);
+	return r;
+}
+
+int command_serve(int argc, char **argv)
+{
+	static const char synopsis[] = "county-hub serve [--dir DIR] [--listen ADDR:PORT]";
+	struct config_option table[HUB_OPTIONS_MAX];
+	struct hub_config cfg;
+	struct server srv;
+	size_t n = 0, count;
+	int help = 0, ret = EX_SOFTWARE, r;
+	const struct config_option extra[] = {
+	        {"help", CONFIG_BOOLEAN, &help, "show this help", NULL, 0, 0},
+	        {NULL, 0, NULL, NULL, NULL, 0, 0},
+	};
+
+	memset(&srv, 0, sizeof(srv));
+	memset(table, 0, sizeof(table));
+	if (hub_config_init(&cfg) < 0)
+		return EX_OSERR;
+	hub_options_common(&cfg, table, &n);
+	/* every hub.json key is a flag of serve too (schemas_dir and log_level are there
+	 * already) */
+	{
+		struct config_option file[HUB_OPTIONS_MAX];
+		size_t m = 0;
+
+		memset(file, 0, sizeof(file));
+		hub_options_file(&cfg, file, &m);
+		for (size_t i = 0; i < m; i++)
+			if (strcmp(file[i].name, "schemas_dir") != 0 &&
+			    strcmp(file[i].name, "log_level") != 0)
+				table[n++] = file[i];
+		memset(&table[n], 0, sizeof(table[n]));
+	}
+	hub_options_add(table, &n, extra);
+	if (hub_config_load(&cfg, table, 1, argc, argv, NULL, 0, &count) < 0) {
+		ret = EX_USAGE;
+		goto out;
+	}
+	if (help) {
+		hub_usage(synopsis, table, 0);
+		ret = EX_OK;
+		goto out;
+	}
+	if (!cfg.county_id) {
+		log_error("hub.json names no county_id");
+		ret = EX_CONFIG;
+		goto out;
+	}
+	srv.cfg = &cfg;
+	if (hub_clock(&srv.clock) < 0 ||
+	    hub_path(&cfg, HUB_STORE_FILE, srv.store_path, sizeof(srv.store_path)) < 0) {
+		ret = EX_CONFIG;
+		goto out;
+	}
+	snprintf(srv.store_dir, sizeof(srv.store_dir), "%s", cfg.dir);
+	atomic_init(&srv.active, 0);
+	pthread_mutex_init(&srv.pool_lock, NULL);
+	if (metrics_init(&srv.metrics) < 0)
+		goto out_pool;
+	r = serve(&srv);
+	ret = r < 0 ? EX_UNAVAILABLE : EX_OK;
+	if (r == 0)
+		log_info("stopped");
+	metrics_release(&srv.metrics);
+out_pool:
+	while (srv.pool) {
+		struct worker *w = srv.pool;
+
+		srv.pool = w->next;
+		worker_free(w);
+	}
+	pthread_mutex_destroy(&srv.pool_lock);
+	form_set_free(srv.forms);
+	calendar_free(srv.calendar);
+	schema_free(srv.envelope);
+	jwk_release(&srv.county_key);
+out:
+	hub_config_release(&cfg);
+	return ret;
+}

@@ -1,0 +1,270 @@
+"""A real county-hub for integration tests: `county-hub init` in a temporary folder,
+schools registered with keys made by python3-jwcrypto, `county-hub serve` on a free
+loopback port with a fixed RETURNS_CLOCK, and helpers to sign, gzip and upload returns.
+
+Import what you need in a test module:
+
+    from hubfixture import Hub, hub, school_key, sign, submission  # noqa: F401
+
+`hub` is a pytest fixture: a Hub that is initialised (county 654201, one school
+2165000123 in the roster) but not started; call hub.start() (optionally with config
+overrides) and it is stopped at the end of the test. Everything is independent of our
+C JOSE code: keys and signatures come from jwcrypto, receipts are verified with it."""
+
+import gzip
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from jwcrypto import jwk, jws
+from jwcrypto.common import json_encode
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+BINARY = Path(os.environ.get("COUNTY_HUB", ROOT / "county-hub" / "county-hub"))
+SCHEMAS = ROOT / "schemas"
+DATA = ROOT / "tests" / "data"
+COUNTY_ID = "654201"
+SCHOOL_ID = "2165000123"
+DEFAULT_CLOCK = "2024-06-10T10:00:00+08:00"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def school_key(kid=SCHOOL_ID):
+    """A new Ed25519 key pair (jwcrypto) named kid."""
+    return jwk.JWK.generate(kty="OKP", crv="Ed25519", kid=kid)
+
+
+def sign(key, payload, kid=None, alg="EdDSA"):
+    """Flattened JSON JWS of payload (bytes) made by jwcrypto."""
+    token = jws.JWS(payload)
+    if alg != "EdDSA":
+        token.allowed_algs = [alg]
+    token.add_signature(key, alg=alg, protected=json_encode({"alg": alg, "kid": kid or key["kid"]}))
+    return token.serialize()
+
+
+def submission(form="incident", period=None, school_id=SCHOOL_ID, county_id=COUNTY_ID,
+               data=None, submission_id=None, supersedes=None, **extra):
+    """A payload dict built from the examples of tests/data/submissions."""
+    examples = {
+        "incident": "good-incident.json",
+        "summary": "good-summary-phase.json",
+        "rectification": "good-rectification-empty.json",
+    }
+    if form in examples:
+        p = json.loads((DATA / "submissions" / examples[form]).read_text())
+    else:
+        p = json.loads((DATA / "submissions" / "good-incident.json").read_text())
+        p["form"] = form
+        p["data"] = json.loads((DATA / "returns" / form / "good-forms-md-example.json").read_text())
+        p["period"] = "2024-P1"
+    p["submission_id"] = submission_id or str(uuid.uuid4())
+    p["school_id"] = school_id
+    p["county_id"] = county_id
+    p["supersedes"] = supersedes
+    if period:
+        p["period"] = period
+    if data is not None:
+        p["data"] = data
+    p.update(extra)
+    return p
+
+
+def payload_bytes(p):
+    return json.dumps(p, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:300]!r}>"
+
+
+class Hub:
+    def __init__(self, folder, county_id=COUNTY_ID, clock=DEFAULT_CLOCK):
+        assert BINARY.exists(), f"{BINARY} is missing: run make first"
+        self.dir = Path(folder)
+        self.county_id = county_id
+        self.clock = clock
+        self.port = None
+        self.proc = None
+        self.log_path = self.dir.parent / (self.dir.name + ".log")
+        self.keys = {}
+
+    # commands -----------------------------------------------------------------------
+    def run(self, *args, check=True, clock=None):
+        env = dict(os.environ, RETURNS_CLOCK=clock or self.clock)
+        proc = subprocess.run([str(BINARY), *map(str, args)], capture_output=True, env=env,
+                              timeout=60)
+        if check:
+            assert proc.returncode == 0, (args, proc.stderr.decode())
+        return proc
+
+    def cmd(self, command, *args, check=True, clock=None):
+        """county-hub COMMAND --dir DIR ARGS..."""
+        words = command.split()
+        return self.run(*words, "--dir", self.dir, "--schemas-dir", SCHEMAS, *args, check=check,
+                        clock=clock)
+
+    def init(self, *args):
+        return self.run("init", "--dir", self.dir, "--county-id", self.county_id, *args)
+
+    def add_school(self, school_id=SCHOOL_ID, name="乌鲁木齐市第一中学", key=None, *args):
+        key = key or school_key(school_id)
+        pub = self.dir.parent / f"{school_id}-{len(self.keys)}.pub.jwk"
+        pub.write_text(key.export_public())
+        self.cmd("roster add", "--school-id", school_id, "--name", name, "--key", pub, *args)
+        self.keys[school_id] = key
+        return key
+
+    def county_public_key(self):
+        return jwk.JWK.from_json((self.dir / "county.pub.jwk").read_text())
+
+    # server -------------------------------------------------------------------------
+    def write_config(self, **overrides):
+        path = self.dir / "hub.json"
+        config = json.loads(path.read_text())
+        config.update(overrides)
+        path.write_text(json.dumps(config))
+
+    def start(self, clock=None, **config):
+        """Starts `serve` on a free port; config keys go to hub.json."""
+        if config:
+            self.write_config(**config)
+        self.port = free_port()
+        env = dict(os.environ, RETURNS_CLOCK=clock or self.clock)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(BINARY), "serve", "--dir", str(self.dir), "--schemas-dir", str(SCHEMAS),
+             "--listen", f"127.0.0.1:{self.port}"],
+            stdout=self.log, stderr=self.log, env=env)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"hub exited: {self.log_text()}"
+            try:
+                if self.get("/healthz").status == 200:
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"hub did not start: {self.log_text()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+            self.log.close()
+        return code
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # HTTP ---------------------------------------------------------------------------
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return Response(r.status, r.getheaders(), r.read())
+        finally:
+            conn.close()
+
+    def get(self, path):
+        return self.request("GET", path)
+
+    def post_raw(self, body, content_type="application/jose+json", encoding="gzip",
+                 headers=None):
+        h = {}
+        if content_type is not None:
+            h["Content-Type"] = content_type
+        if encoding is not None:
+            h["Content-Encoding"] = encoding
+        h.update(headers or {})
+        return self.request("POST", "/v1/submissions", body, h)
+
+    def post(self, p, key=None, kid=None):
+        """Signs payload p (dict or bytes) with the school's key, gzips and uploads it."""
+        data = p if isinstance(p, bytes) else payload_bytes(p)
+        if key is None:
+            school = json.loads(data)["school_id"]
+            key = self.keys.get(school) or self.keys[SCHOOL_ID]
+        return self.post_raw(gzip.compress(sign(key, data, kid=kid).encode()))
+
+    # store --------------------------------------------------------------------------
+    def db(self):
+        conn = sqlite3.connect(f"file:{self.dir / 'hub.sqlite'}?mode=ro", uri=True, timeout=10)
+        return conn
+
+    def query(self, sql, *params):
+        conn = self.db()
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def counts(self):
+        """(submission rows, outbox rows of kind submission)."""
+        return (self.query("SELECT count(*) FROM submissions")[0][0],
+                self.query("SELECT count(*) FROM outbox WHERE kind = 'submission'")[0][0])
+
+    def metric(self, name):
+        text = self.get("/metrics").body.decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        raise KeyError(name)
+
+
+def verify_receipt(hub, body, payload):
+    """The receipt's payload after checking it with jwcrypto against county.pub.jwk."""
+    token = jws.JWS()
+    token.deserialize(body.decode() if isinstance(body, bytes) else body)
+    token.verify(hub.county_public_key())
+    header = token.jose_header
+    assert header == {"alg": "EdDSA", "kid": hub.county_id}
+    receipt = json.loads(token.payload)
+    assert receipt["sha256"] == hashlib.sha256(payload).hexdigest()
+    return receipt
+
+
+@pytest.fixture
+def hub(tmp_path):
+    h = Hub(tmp_path / "hub")
+    h.init()
+    h.add_school()
+    yield h
+    h.stop()
