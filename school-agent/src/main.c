@@ -5,6 +5,7 @@
 #include <sysexits.h>
 
 #include "commands.h"
+#include "common/log.h"
 #include "common/version.h"
 #include "common/banned.h"
 
@@ -13,7 +14,14 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{"validate", command_validate, "check a return against its form, offline"},
+        {"init", command_init, "set up the school's folder and key pair"},
+        {"validate", command_validate, "check a return against its form, offline"},
+        {"submit", command_submit, "check, sign and queue a return, offline"},
+        {"import", command_import, "queue returns from a CSV file (Excel, UTF-8 or GB18030)"},
+        {"sync", command_sync, "upload the queue to the county hub and keep the receipts"},
+        {"status", command_status, "every return with its state and receipt"},
+        {"due", command_due, "the returns the calendar expects from this school"},
+        {"run", command_run, "stay up and sync periodically"},
 };
 
 static void usage(FILE *out)
@@ -26,6 +34,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	log_setup("school-agent", LOG_LEVEL_INFO, NULL);
 	if (argc < 2) {
 		usage(stderr);
 		return EX_USAGE;

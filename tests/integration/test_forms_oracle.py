@@ -1,8 +1,9 @@
 """The forms against an independent oracle.
 
 python3-jsonschema (Draft 2020-12, formats asserted) is the reference for the schema
-verdict; tools/returns-validate (our C validator, x-rules evaluator and privacy guard) must
-agree with it on every example under tests/data, and must name every problem listed in
+verdict; `school-agent validate` (our C validator, x-rules evaluator and privacy guard:
+`--schema-only` for the JSON Schema alone, `--schema FILE` for any schema file) must agree
+with it on every example under tests/data, and must name every problem listed in
 each bad example's .expect file ("<json-pointer> <keyword>" per line).
 
 Examples are named by what is wrong with them:
@@ -21,7 +22,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / "tools" / "returns-validate"
+TOOL = ROOT / "school-agent" / "school-agent"
 SCHEMAS = ROOT / "schemas"
 FORMS = SCHEMAS / "forms"
 SUBMISSION_SCHEMA = SCHEMAS / "submission.schema.json"
@@ -80,11 +81,15 @@ def read_expect(path):
     return pairs
 
 
-def parse_tool_output(text):
-    """errlist_format() lines: "[warning: ]<pointer>: <message> (<keyword>)", the pointer
-    "(document)" for the root. Returns {(pointer, keyword, is_warning)}."""
+def parse_tool_output(text, path):
+    """`validate` lines: "<path>: " then errlist_format()'s
+    "[warning: ]<pointer>: <message> (<keyword>)", the pointer "(document)" for the root.
+    Returns {(pointer, keyword, is_warning)}."""
     found = set()
+    prefix = f"{path}: "
     for line in text.splitlines():
+        assert line.startswith(prefix), line
+        line = line[len(prefix):]
         m = re.match(r"^(warning: )?(.*?): .* \(([^()]*)\)$", line)
         if not m:
             continue
@@ -93,10 +98,14 @@ def parse_tool_output(text):
     return found
 
 
+EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_CONFIG = 0, 64, 65, 66, 78
+
+
 def run_tool(*args):
+    """school-agent validate ARGS..."""
     assert TOOL.exists(), f"{TOOL} is not built: run make first"
-    return subprocess.run([str(TOOL), *map(str, args)], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([str(TOOL), "validate", *map(str, args)], capture_output=True,
+                          text=True, timeout=60)
 
 
 def examples():
@@ -427,8 +436,8 @@ def test_schema_verdict_agrees_with_jsonschema(case):
     assert oracle_valid == (kind(data_path) != "bad-schema"), \
         [f"{pointer(e.absolute_path)} {e.validator}: {e.message}" for e in errors]
 
-    r = run_tool("--schema-only", schema_path, data_path)
-    assert r.returncode == (0 if oracle_valid else 1), r.stdout + r.stderr
+    r = run_tool("--schema-only", "--schema", schema_path, data_path)
+    assert r.returncode == (EX_OK if oracle_valid else EX_DATAERR), r.stdout + r.stderr
     if not oracle_valid:
         assert r.stdout.strip(), "an invalid document needs at least one line of output"
 
@@ -451,14 +460,14 @@ def test_expected_schema_errors_agree_with_jsonschema(case):
 @pytest.mark.parametrize("case", EXAMPLES, ids=case_id)
 def test_full_validation(case):
     schema_path, data_path = case
-    r = run_tool(schema_path, data_path)
-    reported = parse_tool_output(r.stdout)
+    r = run_tool("--schema", schema_path, data_path)
+    reported = parse_tool_output(r.stdout, data_path)
     errors = {(p, k) for p, k, warning in reported if not warning}
     if kind(data_path) == "good":
         assert r.returncode == 0, r.stdout + r.stderr
         assert not errors, r.stdout
         return
-    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.returncode == EX_DATAERR, r.stdout + r.stderr
     expected = read_expect(data_path.with_suffix(".expect"))
     assert expected
     for pair in expected:
@@ -479,8 +488,8 @@ def test_good_submission_data_is_a_good_return(case, tmp_path):
     assert not list(validator(form_schema).iter_errors(payload["data"]))
     data = tmp_path / "data.json"
     data.write_text(json.dumps(payload["data"], ensure_ascii=False), encoding="utf-8")
-    r = run_tool(form_schema, data)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_tool("--schema", form_schema, data)
+    assert r.returncode == EX_OK, r.stdout + r.stderr
 
 
 def test_good_examples_count_text_in_characters():
@@ -506,34 +515,35 @@ def test_good_examples_count_text_in_characters():
         assert too_long.exists()
 
 
-# ------------------------------------------------------------------------ the tool itself
+# ------------------------------------------------------------ the validate command itself
 
 
 def test_tool_usage_and_io_errors(tmp_path):
     good = RETURNS / "incident" / "good-forms-md-example.json"
     schema = FORMS / "incident.schema.json"
-    assert run_tool().returncode == 2
-    assert run_tool(schema).returncode == 2
-    assert run_tool("--bogus", schema, good).returncode == 2
-    assert run_tool(schema, tmp_path / "missing.json").returncode == 2
-    assert run_tool(tmp_path / "missing.schema.json", good).returncode == 2
+    assert run_tool().returncode == EX_USAGE
+    assert run_tool("--schema", schema).returncode == EX_USAGE
+    assert run_tool("--bogus", "--schema", schema, good).returncode == EX_USAGE
+    assert run_tool("--schema", schema, tmp_path / "missing.json").returncode == EX_NOINPUT
+    assert run_tool("--schema", tmp_path / "missing.schema.json", good).returncode == \
+        EX_NOINPUT
     broken = tmp_path / "broken.schema.json"
     broken.write_text('{"type": "object", "properties": {"a": {"minimum": "zero"}}}')
-    assert run_tool(broken, good).returncode == 2
+    assert run_tool("--schema", broken, good).returncode == EX_CONFIG
     not_json = tmp_path / "not.schema.json"
     not_json.write_text("{")
-    assert run_tool(not_json, good).returncode == 2
+    assert run_tool("--schema", not_json, good).returncode == EX_CONFIG
 
 
 def test_tool_refuses_malformed_data(tmp_path):
-    """Data that is not strict JSON is an invalid document (exit 1), not a crash."""
+    """Data that is not strict JSON is an invalid document (exit 65), not a crash."""
     schema = FORMS / "incident.schema.json"
     for i, text in enumerate([b"", b"{", b'{"a": 1, "a": 2}', b"\xff\xfe{}", b"[" * 100000,
                               b'{"summary": "\\ud800"}']):
         data = tmp_path / f"bad{i}.json"
         data.write_bytes(text)
-        r = run_tool(schema, data)
-        assert r.returncode == 1, (text[:20], r.stdout, r.stderr)
+        r = run_tool("--schema", schema, data)
+        assert r.returncode == EX_DATAERR, (text[:20], r.stdout, r.stderr)
         assert r.stdout.strip()
 
 
@@ -544,7 +554,7 @@ def test_tool_reports_warnings_but_accepts(tmp_path):
     warn_schema = tmp_path / "screening.schema.json"
     warn_schema.write_text(json.dumps(schema, ensure_ascii=False), encoding="utf-8")
     data = RETURNS / "screening" / "bad-rules-screened_le_enrolled.json"
-    r = run_tool(warn_schema, data)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_tool("--schema", warn_schema, data)
+    assert r.returncode == EX_OK, r.stdout + r.stderr
     assert ("/students_screened", "x-rules:screened_le_enrolled", True) in \
-        parse_tool_output(r.stdout)
+        parse_tool_output(r.stdout, data)

@@ -1,0 +1,474 @@
+"""school-agent sync and run, driven through faultproxy.py (drop mid-body, lost response,
+500, 503 with Retry-After, a stalled server, forged or tampered receipts, permanent
+rejections).
+
+Two setups:
+- `proxied`: the proxy has no upstream and answers with receipts it signs itself with a
+  county key made by jwcrypto: a hub stand-in that checks nothing, for the agent's side
+  of the protocol (what it sends, what it accepts, how it retries);
+- `real`: the proxy sits in front of the real county-hub (hubfixture.Hub), for the
+  guarantees that need the hub too (a lost response is harmless: the hub stores once and
+  answers the resend with the same receipt)."""
+
+import gzip
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+from jwcrypto import jws
+
+from agentfixture import (BINARY, COUNTY_ID, EX_OK, EX_TEMPFAIL, SCHOOL_ID, Agent, county_key,
+                          good, load_return)
+from faultproxy import FaultProxy, jws_payload
+from hubfixture import BINARY as HUB_BINARY
+from hubfixture import Hub, sign, verify_receipt
+
+
+@pytest.fixture
+def proxied(tmp_path):
+    key, path = county_key(tmp_path)
+    proxy = FaultProxy(county_key=key).start()
+    a = Agent(tmp_path / "agent", proxy.url, path)
+    a.county_key = key
+    yield a, proxy
+    proxy.stop()
+
+
+def sync(a, *args, timeout=120):
+    return a.run("sync", *args, timeout=timeout)
+
+
+def posts(proxy):
+    return [r for r in proxy.requests if r["path"] == "/v1/submissions"]
+
+
+def test_sync_uploads_and_keeps_verified_receipts(proxied):
+    a, proxy = proxied
+    ids = [a.submit("incident"), a.submit("summary", None, "--period", "2024-P2"),
+           a.submit("incident")]
+    queued = {i: (a.dir / "outbox" / f"{i}.jws").read_bytes() for i in ids}
+    r = sync(a)
+    assert r.returncode == EX_OK, r.stderr
+    assert a.outbox() == [] and a.sent() == sorted(ids)
+    requests = posts(proxy)
+    assert len(requests) == 3
+    # oldest first, one connection kept alive for all
+    sent_ids = [json.loads(jws_payload(q["jws"]))["submission_id"] for q in requests]
+    assert sorted(sent_ids) == sorted(ids)
+    assert proxy.connections == 1
+    for q in requests:
+        h = {k.lower(): v for k, v in q["headers"].items()}
+        assert h["content-type"] == "application/jose+json"
+        assert h["content-encoding"] == "gzip"
+        sid = json.loads(jws_payload(q["jws"]))["submission_id"]
+        # the body is one gzip member holding exactly the queued bytes
+        assert gzip.decompress(q["body"]) == queued[sid]
+        assert q["body"][:2] == b"\x1f\x8b"
+        # the receipt is kept byte for byte, next to the return
+        assert (a.dir / "sent" / f"{sid}.receipt").read_bytes() == proxy.receipts[sid][1]
+        assert (a.dir / "sent" / f"{sid}.jws").read_bytes() == queued[sid]
+    rows = a.status()
+    for i in ids:
+        assert rows[i]["state"] == "sent" and rows[i]["on_time"] is True
+        assert rows[i]["received_at"] == "2024-05-03T09:12:05+08:00"
+    # nothing left: no request, exit 0
+    assert sync(a).returncode == EX_OK
+    assert len(posts(proxy)) == 3
+
+
+@pytest.mark.parametrize("mode", ["forge", "tamper:sha256", "tamper:submission_id",
+                                  "tamper:period", "tamper:school_id"])
+def test_a_receipt_that_does_not_verify_keeps_the_return_queued(proxied, mode):
+    a, proxy = proxied
+    sid = a.submit("incident")
+    proxy.default = mode
+    r = sync(a)
+    assert r.returncode == EX_TEMPFAIL, r.stderr
+    assert "does not verify" in r.stderr
+    assert a.outbox() == [sid] and a.sent() == []
+    assert not (a.dir / "sent" / f"{sid}.receipt").exists()
+    assert a.status()[sid]["state"] == "queued"
+    # the hub backs off: a plain sync does not try again at once
+    assert sync(a).returncode == EX_TEMPFAIL
+    assert len(posts(proxy)) == 1
+    # an honest answer later: sent
+    proxy.default = "pass"
+    assert sync(a, "--now").returncode == EX_OK
+    assert a.sent() == [sid]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 409, 413, 415, 422])
+def test_a_permanent_rejection_moves_on(proxied, status):
+    a, proxy = proxied
+    first, second = a.submit("incident"), a.submit("incident")
+    proxy.script = [f"status:{status}"]
+    r = sync(a)
+    assert r.returncode == EX_OK, r.stderr
+    assert len(a.rejected()) == 1 and len(a.sent()) == 1 and a.outbox() == []
+    rejected = a.rejected()[0]
+    body = json.loads((a.dir / "rejected" / f"{rejected}.error.json").read_text())
+    assert body["error"] == "injected" and body["message"] == f"injected {status}"
+    row = a.status()[rejected]
+    assert row["state"] == "rejected" and row["error"] == "injected"
+    assert f"injected {status}" in row["reason"]
+    assert {first, second} == {rejected, a.sent()[0]}
+
+
+@pytest.mark.parametrize("mode", ["status:500", "status:502", "status:408", "status:423"])
+def test_a_transient_failure_keeps_the_return_and_goes_on(proxied, mode):
+    a, proxy = proxied
+    ids = [a.submit("incident"), a.submit("incident")]
+    proxy.script = [mode]
+    r = sync(a)
+    assert r.returncode == EX_TEMPFAIL, r.stderr
+    assert len(a.outbox()) == 1 and len(a.sent()) == 1
+    kept = a.outbox()[0]
+    retry = json.loads((a.dir / "outbox" / f"{kept}.retry").read_text())
+    assert retry["attempts"] == 1 and mode.split(":")[1] in retry["last_error"]
+    row = a.status()[kept]
+    assert row["state"] == "queued" and row["attempts"] == 1
+    # the failed return waits for its backoff (at most 2 s after one failure) ...
+    n = len(posts(proxy))
+    waited = retry["next_attempt_ms"] / 1000 - time.time()
+    if waited > 0.3:
+        assert sync(a).returncode == EX_TEMPFAIL
+        assert len(posts(proxy)) == n
+    # ... and --now tries it at once
+    assert sync(a, "--now").returncode == EX_OK
+    assert sorted(a.sent()) == sorted(ids)
+    assert not (a.dir / "outbox" / f"{kept}.retry").exists()
+
+
+def test_busy_hub_is_left_alone_for_retry_after(proxied):
+    a, proxy = proxied
+    ids = [a.submit("incident"), a.submit("incident")]
+    proxy.script = ["busy:2"]
+    start = time.time()
+    r = sync(a)
+    assert r.returncode == EX_TEMPFAIL
+    # the pass stops at a busy hub: the second return was not tried
+    assert len(posts(proxy)) == 1 and a.outbox() == sorted(ids)
+    state = json.loads((a.dir / "sync-state.json").read_text())
+    assert state["attempts"] == 1 and "503" in state["last_error"]
+    assert state["next_attempt_ms"] / 1000 >= start + 2 - 0.05
+    # before Retry-After has passed, sync does not knock
+    r = sync(a)
+    assert r.returncode == EX_TEMPFAIL and "next attempt in" in r.stderr
+    assert len(posts(proxy)) == 1
+    time.sleep(max(0, state["next_attempt_ms"] / 1000 - time.time()) + 0.1)
+    assert sync(a).returncode == EX_OK
+    assert a.sent() == sorted(ids)
+    assert not (a.dir / "sync-state.json").exists()
+
+
+def test_a_connection_dropped_mid_body_keeps_the_return(proxied):
+    a, proxy = proxied
+    sid = a.submit("incident")
+    proxy.script = ["drop_body"]
+    r = sync(a)
+    assert r.returncode == EX_TEMPFAIL
+    assert a.outbox() == [sid] and "no answer from the hub" in r.stderr
+    assert json.loads((a.dir / "sync-state.json").read_text())["attempts"] == 1
+    assert sync(a, "--now").returncode == EX_OK
+    assert a.sent() == [sid]
+
+
+def test_a_stalled_hub_times_out(proxied):
+    a, proxy = proxied
+    sid = a.submit("incident")
+    proxy.script = ["stall"]
+    start = time.monotonic()
+    r = sync(a, "--timeout", "2")
+    assert r.returncode == EX_TEMPFAIL
+    assert time.monotonic() - start < 10
+    assert a.outbox() == [sid]
+    proxy.release.set()
+    assert sync(a, "--now").returncode == EX_OK
+
+
+def test_a_lost_response_is_resent_with_the_same_bytes(proxied):
+    a, proxy = proxied
+    sid = a.submit("incident")
+    proxy.script = ["drop_response"]
+    assert sync(a).returncode == EX_TEMPFAIL
+    assert a.outbox() == [sid]
+    assert sync(a, "--now").returncode == EX_OK
+    first, second = posts(proxy)
+    assert first["upstream_status"] == 201 and second["upstream_status"] == 200
+    assert first["jws"] == second["jws"]  # same submission_id, same signed bytes
+    assert (a.dir / "sent" / f"{sid}.receipt").read_bytes() == first["upstream_body"]
+
+
+def test_backoff_grows_exponentially_with_full_jitter(tmp_path):
+    """A hub that refuses connections: each failure doubles the cap of the random wait."""
+    key, path = county_key(tmp_path)
+    a = Agent(tmp_path / "agent", "http://127.0.0.1:9", path)
+    a.submit("incident")
+    waits = []
+    for n in range(1, 7):
+        before = time.time()
+        assert a.run("sync", "--now").returncode == EX_TEMPFAIL
+        state = json.loads((a.dir / "sync-state.json").read_text())
+        assert state["attempts"] == n
+        wait = state["next_attempt_ms"] / 1000 - before
+        assert -0.1 <= wait <= 2 ** n + 0.5, (n, wait)
+        waits.append(wait)
+    assert len(set(round(w, 3) for w in waits)) > 1  # jitter
+
+
+def test_a_corrupt_queued_file_does_not_block_the_queue(proxied):
+    a, proxy = proxied
+    sid = a.submit("incident")
+    bad = str(uuid.uuid4())
+    (a.dir / "outbox" / f"{bad}.jws").write_text("{not a jws")
+    r = sync(a)
+    assert r.returncode == EX_OK, r.stderr
+    assert a.sent() == [sid] and a.rejected() == [bad]
+    assert json.loads((a.dir / "rejected" / f"{bad}.error.json").read_text())["error"] == \
+        "corrupt"
+
+
+def test_temporary_files_are_not_sent(proxied):
+    a, proxy = proxied
+    sid = a.submit("incident")
+    torn = a.dir / "outbox" / f"{uuid.uuid4()}.jws.tmp.4242"
+    torn.write_text((a.dir / "outbox" / f"{sid}.jws").read_text()[:40])
+    assert sync(a).returncode == EX_OK
+    assert len(posts(proxy)) == 1 and a.sent() == [sid]
+
+
+def test_run_syncs_periodically_and_stops_on_sigterm(proxied):
+    a, proxy = proxied
+    p = a.popen("run", "--interval", "1", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        sid = a.submit("incident")
+        deadline = time.monotonic() + 10
+        while a.sent() != [sid] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert a.sent() == [sid]
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stderr.close()
+
+
+def make_outbox(a, n):
+    """n returns signed with the agent's key by jwcrypto, as submit writes them."""
+    key = a.private_key()
+    data = load_return("incident")
+    base = int(time.time() * 1000)
+    for i in range(n):
+        sid = str(uuid.UUID(int=((base + i) << 80) | (7 << 76) | (2 << 62) | i))
+        payload = {"form": "incident", "form_version": 1, "submission_id": sid,
+                   "school_id": SCHOOL_ID, "county_id": COUNTY_ID, "period": "2024-05",
+                   "created_at": "2024-05-03T09:12:00+08:00", "supersedes": None,
+                   "data": dict(data, incident_ref=f"2024-{i:05d}")}
+        text = sign(key, json.dumps(payload, ensure_ascii=False,
+                                    separators=(",", ":")).encode(), kid=SCHOOL_ID)
+        (a.dir / "outbox" / f"{sid}.jws").write_text(text)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/time"), reason="needs GNU time for peak RSS")
+def test_sync_of_10000_returns_stays_small(proxied):
+    """Peak RSS of one sync of 10,000 queued returns stays under 16 MB: the outbox is
+    streamed, one return in memory at a time. (GNU time measures it: a child forked from
+    this Python process would count the interpreter's pages before its exec.)"""
+    a, proxy = proxied
+    n = int(os.environ.get("SCHOOL_AGENT_SYNC_RETURNS", "10000"))
+    make_outbox(a, n)
+    out = a.dir.parent / "rss"
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(out), str(BINARY), "sync",
+                        "--dir", str(a.dir)], capture_output=True, text=True, env=a.env(),
+                       timeout=600)
+    assert r.returncode == EX_OK, r.stderr[-2000:]
+    assert len(a.sent()) == n and a.outbox() == []
+    assert proxy.connections == 1
+    peak_kib = int(out.read_text().split()[-1])
+    assert peak_kib <= 16 * 1024, f"peak RSS {peak_kib} KiB"
+
+
+# ------------------------------------------------------------------- the real county hub
+
+
+def hub_can_serve():
+    if not HUB_BINARY.exists():
+        return False
+    r = subprocess.run([str(HUB_BINARY), "--help"], capture_output=True, text=True)
+    return r.returncode == 0 and "serve" in r.stdout
+
+
+@pytest.fixture
+def real(tmp_path):
+    if not hub_can_serve():
+        pytest.skip("county-hub does not support `serve` yet")
+    proxy = FaultProxy().start()
+    hub = Hub(tmp_path / "hub")
+    hub.init()
+    a = Agent(tmp_path / "agent", proxy.url, hub.dir / "county.pub.jwk")
+    hub.add_school(key=a.public_key())
+    hub.start()
+    proxy.upstream = ("127.0.0.1", hub.port)
+    yield a, proxy, hub
+    proxy.stop()
+    hub.stop()
+
+
+def test_real_hub_accepts_and_receipts(real):
+    a, proxy, hub = real
+    ids = [a.submit("incident"), a.submit("summary", None, "--period", "2024-P2")]
+    r = sync(a)
+    assert r.returncode == EX_OK, r.stderr + hub.log_text()
+    assert a.sent() == sorted(ids)
+    for sid in ids:
+        payload = jws_payload((a.dir / "sent" / f"{sid}.jws").read_text())
+        receipt = verify_receipt(hub, (a.dir / "sent" / f"{sid}.receipt").read_bytes(),
+                                 payload)
+        assert receipt["submission_id"] == sid
+    assert hub.counts()[0] == 2
+    rows = a.status()
+    assert all(rows[i]["state"] == "sent" for i in ids)
+
+
+def test_real_hub_lost_response_is_harmless(real):
+    """The hub commits, the response is lost: the resend carries the same id and bytes,
+    gets the same receipt (200), and the hub stores the return once."""
+    a, proxy, hub = real
+    sid = a.submit("incident")
+    proxy.script = ["drop_response"]
+    assert sync(a).returncode == EX_TEMPFAIL
+    assert a.outbox() == [sid] and hub.counts()[0] == 1
+    assert sync(a, "--now").returncode == EX_OK
+    first, second = posts(proxy)
+    assert (first["upstream_status"], second["upstream_status"]) == (201, 200)
+    assert first["jws"] == second["jws"]
+    assert first["upstream_body"] == second["upstream_body"]
+    assert (a.dir / "sent" / f"{sid}.receipt").read_bytes() == first["upstream_body"]
+    assert hub.counts()[0] == 1
+
+
+def test_real_hub_forged_receipt_keeps_the_return_queued(real):
+    a, proxy, hub = real
+    sid = a.submit("incident")
+    proxy.script = ["forge"]
+    r = sync(a)
+    assert r.returncode == EX_TEMPFAIL and "does not verify" in r.stderr
+    assert a.outbox() == [sid] and a.sent() == []
+    assert sync(a, "--now").returncode == EX_OK
+    assert a.sent() == [sid]
+
+
+def test_real_hub_locked_period_stays_queued(real):
+    """screening 2024-P1 locked (expired) at the hub's 2024-06-10: 423 is not final."""
+    a, proxy, hub = real
+    sid = a.submit("screening", None, "--period", "2024-P1")
+    other = a.submit("incident")
+    r = sync(a)
+    assert r.returncode == EX_TEMPFAIL, r.stderr
+    assert a.outbox() == [sid] and a.sent() == [other]
+    assert "423" in json.loads((a.dir / "outbox" / f"{sid}.retry").read_text())["last_error"]
+
+
+def test_real_hub_permanent_rejection(real, tmp_path):
+    """A school the county has not registered: 401, kept in rejected/ with the hub's body."""
+    a, proxy, hub = real
+    stranger = Agent(tmp_path / "stranger", proxy.url, hub.dir / "county.pub.jwk")
+    sid = stranger.submit("incident")
+    r = sync(stranger)
+    assert r.returncode == EX_OK, r.stderr
+    assert stranger.rejected() == [sid]
+    body = json.loads((stranger.dir / "rejected" / f"{sid}.error.json").read_text())
+    assert body["error"] == "unauthenticated"
+    assert stranger.status()[sid]["state"] == "rejected"
+
+
+# ---------------------------------------------------------------------------------- TLS
+
+
+def make_ca_and_cert(folder, name, san_ip=None):
+    """A CA and a certificate it signs (PEM files), made with python3-cryptography."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
+                                       crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False,
+                                       decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+               .issuer_name(ca_name).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(days=1))
+               .not_valid_after(now + datetime.timedelta(days=30)))
+    if san_ip:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(san_ip))]),
+            critical=False).add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    else:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    paths = {k: folder / f"{name}-{k}.pem" for k in ("ca", "cert", "key")}
+    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    return paths
+
+
+def test_https_is_verified_and_client_certificates_work(tmp_path):
+    import ssl
+
+    server = make_ca_and_cert(tmp_path, "hub", san_ip="127.0.0.1")
+    client = make_ca_and_cert(tmp_path, "school")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(server["cert"], server["key"])
+    ctx.load_verify_locations(client["ca"])
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    key, path = county_key(tmp_path)
+    proxy = FaultProxy(county_key=key, tls=ctx).start()
+    try:
+        a = Agent(tmp_path / "agent", proxy.url, path)
+        sid = a.submit("incident")
+        # the hub's certificate is not from a CA the system trusts: refused
+        r = a.run("sync", "--now", "--timeout", "5")
+        assert r.returncode == EX_TEMPFAIL and a.outbox() == [sid]
+        assert "certificate" in r.stderr, r.stderr
+        assert posts(proxy) == []
+        # trusted, but no client certificate: the hub refuses the handshake
+        r = a.run("sync", "--now", "--timeout", "5", "--cacert", server["ca"])
+        assert r.returncode == EX_TEMPFAIL and a.outbox() == [sid]
+        assert posts(proxy) == []
+        # both: delivered
+        r = a.run("sync", "--now", "--timeout", "5", "--cacert", server["ca"],
+                  "--client-cert", client["cert"], "--client-key", client["key"])
+        assert r.returncode == EX_OK, r.stderr
+        assert a.sent() == [sid] and len(posts(proxy)) == 1
+    finally:
+        proxy.stop()
