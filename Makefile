@@ -115,7 +115,7 @@ echo "unit test programs: $(words $(UNIT_BIN)) run, $$failed failed"; \
 test $$failed -eq 0
 endef
 define run_integration
-cd tests/integration && $(PYTHON) -m pytest -q -p no:cacheprovider .
+cd tests/integration && RETURNS_SANITIZE='$(SANITIZE)' $(PYTHON) -m pytest -q -p no:cacheprovider .
 endef
 
 check: all $(UNIT_BIN)
