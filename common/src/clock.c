@@ -26,6 +26,15 @@ static int64_t monotonic_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static int is_space(char c)
 {
 	return c == ' ' || c == '\t';
@@ -56,11 +65,36 @@ static int parse_factor(const char *s, size_t len, double *ret)
 	return 0;
 }
 
+/* "@" 1*DIGIT ["." 1*DIGIT]: real Unix seconds, into nanoseconds. */
+static int parse_anchor(const char *s, size_t len, int64_t *ret_ns)
+{
+	int64_t sec = 0, frac_ns = 0, scale = 100000000;
+	size_t i = 1, digits = 0;
+
+	if (len < 2 || s[0] != '@')
+		return -EINVAL;
+	for (; i < len && s[i] >= '0' && s[i] <= '9' && digits < 12; i++, digits++)
+		sec = sec * 10 + (s[i] - '0');
+	if (digits == 0)
+		return -EINVAL;
+	if (i < len && s[i] == '.') {
+		for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+			frac_ns += (s[i] - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (i != len)
+		return -EINVAL;
+	*ret_ns = sec * 1000000000LL + frac_ns;
+	return 0;
+}
+
 int clock_init(struct clock *ret, const char *spec, char *err, size_t errlen)
 {
 	struct clock c = {0};
-	size_t len, instant_len, rest;
-	const char *p;
+	size_t len, instant_len, rest, factor_len, anchor_len;
+	const char *p, *anchor;
+	int64_t anchor_ns = -1;
 
 	if (!spec || !*spec) {
 		c.is_real = 1;
@@ -88,9 +122,24 @@ int clock_init(struct clock *ret, const char *spec, char *err, size_t errlen)
 		p++;
 		rest--;
 	}
+	for (factor_len = 0; factor_len < rest && !is_space(p[factor_len]); factor_len++)
+		;
+	anchor = p + factor_len;
+	anchor_len = rest - factor_len;
+	while (anchor_len && is_space(*anchor)) {
+		anchor++;
+		anchor_len--;
+	}
+	if ((factor_len < rest && anchor_len == 0) ||
+	    (anchor_len && parse_anchor(anchor, anchor_len, &anchor_ns) < 0)) {
+		snprintf(err, errlen,
+		         CLOCK_ENV ": expected '@' and real Unix seconds after the factor in '%s'",
+		         spec);
+		return -EINVAL;
+	}
 	if (rest == 0 && instant_len == len) {
 		c.factor = 0; /* fixed */
-	} else if (parse_factor(p, rest, &c.factor) < 0) {
+	} else if (parse_factor(p, factor_len, &c.factor) < 0) {
 		snprintf(err, errlen,
 		         CLOCK_ENV
 		         ": expected 'INSTANT' or 'INSTANT xFACTOR' (e.g. x86400 or x0.5) "
@@ -104,8 +153,12 @@ int clock_init(struct clock *ret, const char *spec, char *err, size_t errlen)
 		         spec, FACTOR_MAX);
 		return -EINVAL;
 	}
-	if (c.factor > 0)
+	if (c.factor > 0) {
 		c.real_start_ns = monotonic_ns();
+		/* anchored: the clock read INSTANT at real time @anchor, in every process */
+		if (anchor_ns >= 0)
+			c.real_start_ns -= realtime_ns() - anchor_ns;
+	}
 	*ret = c;
 	return 0;
 }

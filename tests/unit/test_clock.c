@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -122,6 +123,32 @@ static void test_fast_clamped(void **state)
 	assert_int_equal(clock_real_wait_ms(&c, INT64_MAX), INT64_MAX / 2);
 }
 
+/* Two processes started at different real moments share one timeline when anchored. */
+static void test_anchored(void **state)
+{
+	struct clock a, b;
+	struct timespec ts;
+	char spec[128], err[256];
+	int64_t start, now_a, now_b;
+
+	(void)state;
+	assert_int_equal(datetime_parse_rfc3339("2024-03-01T08:00:00+08:00", 25, &start, NULL), 0);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* the clock read the instant 10 real seconds ago, at x1000: 10,000 s later now */
+	snprintf(spec, sizeof(spec), "2024-03-01T08:00:00+08:00 x1000 @%lld.%03ld",
+	         (long long)ts.tv_sec - 10, ts.tv_nsec / 1000000);
+	assert_int_equal(clock_init(&a, spec, err, sizeof(err)), 0);
+	nanosleep(&(struct timespec){.tv_nsec = 200 * 1000000}, NULL);
+	assert_int_equal(clock_init(&b, spec, err, sizeof(err)), 0);
+	now_a = clock_now_ms(&a);
+	now_b = clock_now_ms(&b);
+	assert_true(now_a - start >= 10000 * 1000LL);
+	assert_true(now_a - start < 10000 * 1000LL + 60 * 1000 * 1000LL);
+	/* b started 200 ms of real time later (200,000 ms of clock time) but reads the same
+	 * timeline: the two reads are far less than 100 ms of real time apart */
+	assert_true(llabs(now_a - now_b) < 100 * 1000);
+}
+
 static void test_malformed(void **state)
 {
 	static const char *const bad[] = {
@@ -148,6 +175,12 @@ static void test_malformed(void **state)
 	        "2024-03-01T08:00:00+08:00 x9999999999999999",
 	        " 2024-03-01T08:00:00+08:00",
 	        "2024-03-01T08:00:00+08:00x2",
+	        "2024-03-01T08:00:00+08:00 x2 @",
+	        "2024-03-01T08:00:00+08:00 x2 @abc",
+	        "2024-03-01T08:00:00+08:00 x2 @12 ",
+	        "2024-03-01T08:00:00+08:00 x2 @1.5.2",
+	        "2024-03-01T08:00:00+08:00 x2 1700000000",
+	        "2024-03-01T08:00:00+08:00 @1700000000",
 	        "1998-12-31T23:58:60Z",
 	        "2024-02-30T08:00:00+08:00",
 	        "2024-03-01T08:00:00+08:00 "
@@ -193,9 +226,10 @@ static void test_from_env(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_real),      cmocka_unit_test(test_fixed),
-	        cmocka_unit_test(test_fast),      cmocka_unit_test(test_fast_clamped),
-	        cmocka_unit_test(test_malformed), cmocka_unit_test(test_from_env),
+	        cmocka_unit_test(test_real),     cmocka_unit_test(test_fixed),
+	        cmocka_unit_test(test_fast),     cmocka_unit_test(test_fast_clamped),
+	        cmocka_unit_test(test_anchored), cmocka_unit_test(test_malformed),
+	        cmocka_unit_test(test_from_env),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,9 @@
  * RETURNS_CLOCK unset or empty: the real clock. "INSTANT" (RFC 3339): a fixed clock that
  * never moves. "INSTANT xFACTOR": starts at INSTANT when clock_init runs and goes FACTOR
  * times faster than real time (x86400 makes a real second a campaign day).
+ * "INSTANT xFACTOR @SECONDS": the same, anchored: the clock read INSTANT at the real Unix
+ * time SECONDS (decimals allowed), so processes started at different moments (the demo's
+ * hubs, region and simulated schools) share one timeline.
  * A struct clock is read-only after init and safe to share between threads. */
 #ifndef COMMON_CLOCK_H
 #define COMMON_CLOCK_H
