@@ -42,7 +42,7 @@ COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 LIBCOMMON := $(BUILD)/libcommon.a
 
 PROGRAMS := school-agent/school-agent county-hub/county-hub region-server/region-server
-TOOLS := $(patsubst %.c,%,$(wildcard tools/*.c))
+TOOLS := $(patsubst %.c,%,$(wildcard tools/*.c)) $(if $(wildcard tools/simulate/*.c),tools/simulate/simulate)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -86,6 +86,14 @@ $(1)/$(1): $$(patsubst %.c,$$(BUILD)/%.o,$$(wildcard $(1)/src/*.c)) $$(LIBCOMMON
 	$$(CC) $$(LDFLAGS) -o $$@ $$(filter-out $$(VARIANT_STAMP),$$^) $$(LIBS)
 endef
 $(foreach p,school-agent county-hub region-server,$(eval $(call program_rule,$(p))))
+
+# The simulator drives schools through the real school-agent code: it links every
+# school-agent object but main.o.
+AGENT_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out school-agent/src/main.c,$(wildcard school-agent/src/*.c)))
+SIMULATE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/simulate/*.c))
+$(SIMULATE_OBJ): ALL_CFLAGS += -Ischool-agent/src
+tools/simulate/simulate: $(SIMULATE_OBJ) $(AGENT_OBJ) $(LIBCOMMON) $(VARIANT_STAMP)
+	$(CC) $(LDFLAGS) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(LIBS)
 
 tools/%: $(BUILD)/tools/%.o $(LIBCOMMON) $(VARIANT_STAMP)
 	$(CC) $(LDFLAGS) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(LIBS)
