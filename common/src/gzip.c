@@ -8,6 +8,7 @@
 
 #include <zlib.h>
 
+#include "common/errmsg.h"
 #include "common/buf.h"
 #include "common/gzip.h"
 #include "common/banned.h"
@@ -19,17 +20,6 @@
 /* The first output reservation of a compression; a document that needs more doubles it. */
 #define COMPRESS_FIRST_RESERVE (256u * 1024)
 #define INFLATE_FIRST_RESERVE (16u * 1024)
-
-static void PRINTF_LIKE(3, 4) set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static size_t min_size(size_t a, size_t b)
 {
@@ -173,16 +163,16 @@ static int too_big(const struct gzip_inflater *z, enum limit_kind kind, size_t l
 {
 	switch (kind) {
 	case LIMIT_OUTPUT:
-		set_err(err, errlen, "inflated data exceed the limit of %zu bytes", limit);
+		errmsg_set(err, errlen, 0, "inflated data exceed the limit of %zu bytes", limit);
 		break;
 	case LIMIT_RATIO:
-		set_err(err, errlen,
-		        "inflated data exceed %zu bytes, %u times the %zu compressed bytes", limit,
-		        z->max_ratio, len);
+		errmsg_set(err, errlen, 0,
+		           "inflated data exceed %zu bytes, %u times the %zu compressed bytes",
+		           limit, z->max_ratio, len);
 		break;
 	case LIMIT_BUFFER:
-		set_err(err, errlen, "inflated data exceed the %zu bytes left in the buffer",
-		        limit);
+		errmsg_set(err, errlen, 0, "inflated data exceed the %zu bytes left in the buffer",
+		           limit);
 		break;
 	}
 	return -EFBIG;
@@ -199,7 +189,7 @@ int gzip_inflate(struct gzip_inflater *z, const void *in, size_t len, struct buf
 	int r, zr;
 
 	if (len == 0) {
-		set_err(err, errlen, "empty input is not gzip data");
+		errmsg_set(err, errlen, 0, "empty input is not gzip data");
 		return -EBADMSG;
 	}
 	if (z->max_ratio) {
@@ -272,8 +262,8 @@ int gzip_inflate(struct gzip_inflater *z, const void *in, size_t len, struct buf
 			continue;
 		case Z_STREAM_END:
 			if (zs->avail_in > 0 || left > 0) {
-				set_err(err, errlen, "%zu bytes after the gzip member",
-				        (size_t)zs->avail_in + left);
+				errmsg_set(err, errlen, 0, "%zu bytes after the gzip member",
+				           (size_t)zs->avail_in + left);
 				r = -EBADMSG;
 				goto fail;
 			}
@@ -281,23 +271,24 @@ int gzip_inflate(struct gzip_inflater *z, const void *in, size_t len, struct buf
 		case Z_BUF_ERROR:
 			/* No progress although output space was given: the input ran out. */
 			if (zs->avail_in == 0 && left == 0) {
-				set_err(err, errlen, "truncated gzip data");
+				errmsg_set(err, errlen, 0, "truncated gzip data");
 				r = -EBADMSG;
 				goto fail;
 			}
-			set_err(err, errlen, "zlib made no progress while inflating");
+			errmsg_set(err, errlen, 0, "zlib made no progress while inflating");
 			r = -EIO;
 			goto fail;
 		case Z_DATA_ERROR:
-			set_err(err, errlen, "corrupt gzip data: %s", zs->msg ? zs->msg : "?");
+			errmsg_set(err, errlen, 0, "corrupt gzip data: %s",
+			           zs->msg ? zs->msg : "?");
 			r = -EBADMSG;
 			goto fail;
 		case Z_MEM_ERROR:
-			set_err(err, errlen, "out of memory while inflating");
+			errmsg_set(err, errlen, 0, "out of memory while inflating");
 			r = -ENOMEM;
 			goto fail;
 		default:
-			set_err(err, errlen, "zlib error %d while inflating", zr);
+			errmsg_set(err, errlen, 0, "zlib error %d while inflating", zr);
 			r = -EIO;
 			goto fail;
 		}

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/errmsg.h"
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/banned.h"
@@ -31,17 +32,6 @@ struct frame {
 	size_t index;
 };
 
-static void PRINTF_LIKE(3, 4) set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* "line 3, column 7" of pos; columns count characters, not bytes. */
 static int scan_fail(struct scan *sc, const char *what)
 {
@@ -56,10 +46,10 @@ static int scan_fail(struct scan *sc, const char *what)
 		}
 	}
 	if (sc->pos >= sc->len)
-		set_err(sc->err, sc->errlen, "%s at end of input (line %u, column %u)", what, line,
-		        col);
+		errmsg_set(sc->err, sc->errlen, 0, "%s at end of input (line %u, column %u)", what,
+		           line, col);
 	else
-		set_err(sc->err, sc->errlen, "%s at line %u, column %u", what, line, col);
+		errmsg_set(sc->err, sc->errlen, 0, "%s at line %u, column %u", what, line, col);
 	return -EINVAL;
 }
 
@@ -352,9 +342,9 @@ static int PRINTF_LIKE(4, 5)
 	va_end(ap);
 	buf_init(&b, 1024);
 	if (frame_pointer(f, &b) < 0 || b.len == 0)
-		set_err(err, errlen, "%s at the top level", what);
+		errmsg_set(err, errlen, 0, "%s at the top level", what);
 	else
-		set_err(err, errlen, "%s at %s", what, b.data);
+		errmsg_set(err, errlen, 0, "%s at %s", what, b.data);
 	buf_release(&b);
 	return -EINVAL;
 }
@@ -438,7 +428,7 @@ static int check_tree(const cJSON *node, const struct frame *f, int depth, int m
 	if (cJSON_IsObject(node)) {
 		r = find_duplicate(node, &dup);
 		if (r < 0) {
-			set_err(err, errlen, "out of memory");
+			errmsg_set(err, errlen, 0, "out of memory");
 			return r;
 		}
 		if (dup)
@@ -470,8 +460,9 @@ int json_parse_untrusted(const char *text, size_t len, int max_depth, cJSON **re
 	int r;
 
 	if (len > JSON_MAX_TEXT) {
-		set_err(err, errlen, "document of %zu bytes is larger than the limit of %u bytes",
-		        len, JSON_MAX_TEXT);
+		errmsg_set(err, errlen, 0,
+		           "document of %zu bytes is larger than the limit of %u bytes", len,
+		           JSON_MAX_TEXT);
 		return -EMSGSIZE;
 	}
 	if (max_depth < 0)
@@ -479,7 +470,7 @@ int json_parse_untrusted(const char *text, size_t len, int max_depth, cJSON **re
 	if (max_depth > CJSON_DEPTH_CAP)
 		max_depth = CJSON_DEPTH_CAP;
 	if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
-		set_err(err, errlen, "byte order mark before JSON text");
+		errmsg_set(err, errlen, 0, "byte order mark before JSON text");
 		return -EINVAL;
 	}
 	r = scan_text(&sc, max_depth);
@@ -488,7 +479,7 @@ int json_parse_untrusted(const char *text, size_t len, int max_depth, cJSON **re
 	json = cJSON_ParseWithLength(text, len);
 	if (!json) {
 		/* the text is valid JSON, so cJSON can only have run out of memory */
-		set_err(err, errlen, "out of memory parsing JSON");
+		errmsg_set(err, errlen, 0, "out of memory parsing JSON");
 		return -ENOMEM;
 	}
 	r = check_tree(json, &root, 0, max_depth, false, err, errlen);
@@ -506,7 +497,7 @@ int json_check_tree(const cJSON *root, int max_depth, char *err, size_t errlen)
 	struct frame top = {0};
 
 	if (!root) {
-		set_err(err, errlen, "no JSON value");
+		errmsg_set(err, errlen, 0, "no JSON value");
 		return -EINVAL;
 	}
 	return check_tree(root, &top, 0, max_depth, true, err, errlen);

@@ -12,43 +12,13 @@
 #include <sodium.h>
 
 #include "common/json.h"
+#include "common/errmsg.h"
 #include "common/jwk.h"
 #include "common/banned.h"
 
 #define JWK_DEPTH_MAX 8 /* a JWK is a flat object; x5c and key_ops nest one level more */
 #define B64URL_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
 #define B64URL_32_SIZE 44 /* 43 characters for 32 bytes, and the NUL */
-
-static int PRINTF_LIKE(4, 5) fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-
-/* At most 32 bytes of an untrusted string for a message, cut at a character boundary,
- * control characters shown as '?'. */
-static const char *shorten(const char *s, char out[static 40])
-{
-	size_t n = strlen(s), i;
-
-	if (n > 32) {
-		n = 32;
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	}
-	for (i = 0; i < n; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-	out[i] = '\0';
-	if (n < strlen(s))
-		memcpy(out + i, "...", 4);
-	return out;
-}
 
 int jwk_kid_valid(const char *kid)
 {
@@ -68,15 +38,15 @@ int jwk_kid_valid(const char *kid)
 
 static int set_kid(struct jwk *k, const char *kid, char *err, size_t errlen)
 {
-	char q[40];
+	char q[ERRMSG_QUOTE_SIZE];
 
 	if (!kid || !kid[0]) {
 		k->kid[0] = '\0';
 		return 0;
 	}
 	if (!jwk_kid_valid(kid))
-		return fail(err, errlen, -EINVAL, "kid \"%s\" is not " JWK_KID_RULE,
-		            shorten(kid, q));
+		return errmsg_set(err, errlen, -EINVAL, "kid \"%s\" is not " JWK_KID_RULE,
+		                  errmsg_quote(kid, q));
 	memcpy(k->kid, kid, strlen(kid) + 1);
 	return 0;
 }
@@ -84,7 +54,7 @@ static int set_kid(struct jwk *k, const char *kid, char *err, size_t errlen)
 static int init_sodium(char *err, size_t errlen)
 {
 	if (sodium_init() < 0)
-		return fail(err, errlen, -EIO, "libsodium failed to initialize");
+		return errmsg_set(err, errlen, -EIO, "libsodium failed to initialize");
 	return 0;
 }
 
@@ -129,7 +99,7 @@ static int get_string(const cJSON *obj, const char *name, const char **ret, char
 	if (!item)
 		return 0;
 	if (!cJSON_IsString(item))
-		return fail(err, errlen, -EINVAL, "JWK member \"%s\" is not a string", name);
+		return errmsg_set(err, errlen, -EINVAL, "JWK member \"%s\" is not a string", name);
 	*ret = item->valuestring;
 	return 0;
 }
@@ -138,7 +108,7 @@ static int get_string(const cJSON *obj, const char *name, const char **ret, char
 static int parse_public(struct jwk *k, const cJSON *json, char *err, size_t errlen)
 {
 	const char *kty, *crv, *x, *use, *alg, *kid;
-	char q[40];
+	char q[ERRMSG_QUOTE_SIZE];
 	int r;
 
 	if ((r = get_string(json, "kty", &kty, err, errlen)) < 0 ||
@@ -149,30 +119,33 @@ static int parse_public(struct jwk *k, const cJSON *json, char *err, size_t errl
 	    (r = get_string(json, "kid", &kid, err, errlen)) < 0)
 		return r;
 	if (!kty)
-		return fail(err, errlen, -EINVAL, "JWK has no \"kty\"");
+		return errmsg_set(err, errlen, -EINVAL, "JWK has no \"kty\"");
 	if (strcmp(kty, "OKP") != 0)
-		return fail(err, errlen, -EINVAL,
-		            "JWK kty \"%s\" is not supported, only \"OKP\" (Ed25519)",
-		            shorten(kty, q));
+		return errmsg_set(err, errlen, -EINVAL,
+		                  "JWK kty \"%s\" is not supported, only \"OKP\" (Ed25519)",
+		                  errmsg_quote(kty, q));
 	if (!crv)
-		return fail(err, errlen, -EINVAL, "JWK has no \"crv\"");
+		return errmsg_set(err, errlen, -EINVAL, "JWK has no \"crv\"");
 	if (strcmp(crv, "Ed25519") != 0)
-		return fail(err, errlen, -EINVAL,
-		            "JWK crv \"%s\" is not supported, only \"Ed25519\"", shorten(crv, q));
+		return errmsg_set(err, errlen, -EINVAL,
+		                  "JWK crv \"%s\" is not supported, only \"Ed25519\"",
+		                  errmsg_quote(crv, q));
 	if (!x)
-		return fail(err, errlen, -EINVAL, "JWK has no \"x\"");
+		return errmsg_set(err, errlen, -EINVAL, "JWK has no \"x\"");
 	if (b64url_decode_exact(x, k->public_key, sizeof(k->public_key)) < 0)
-		return fail(err, errlen, -EINVAL,
-		            "JWK \"x\" is not unpadded base64url of 32 bytes");
+		return errmsg_set(err, errlen, -EINVAL,
+		                  "JWK \"x\" is not unpadded base64url of 32 bytes");
 	if (!crypto_core_ed25519_is_valid_point(k->public_key))
-		return fail(err, errlen, -EINVAL, "JWK \"x\" is not a valid Ed25519 public key");
+		return errmsg_set(err, errlen, -EINVAL,
+		                  "JWK \"x\" is not a valid Ed25519 public key");
 	if (use && strcmp(use, "sig") != 0)
-		return fail(err, errlen, -EINVAL, "JWK use \"%s\" is not \"sig\"", shorten(use, q));
+		return errmsg_set(err, errlen, -EINVAL, "JWK use \"%s\" is not \"sig\"",
+		                  errmsg_quote(use, q));
 	if (alg && strcmp(alg, "EdDSA") != 0)
-		return fail(err, errlen, -EINVAL, "JWK alg \"%s\" is not \"EdDSA\"",
-		            shorten(alg, q));
+		return errmsg_set(err, errlen, -EINVAL, "JWK alg \"%s\" is not \"EdDSA\"",
+		                  errmsg_quote(alg, q));
 	if (kid && !kid[0]) /* set_kid takes "" for "no kid"; in a file it is an error */
-		return fail(err, errlen, -EINVAL, "kid \"\" is not " JWK_KID_RULE);
+		return errmsg_set(err, errlen, -EINVAL, "kid \"\" is not " JWK_KID_RULE);
 	return set_kid(k, kid, err, errlen);
 }
 
@@ -186,19 +159,20 @@ int jwk_parse(struct jwk *ret, const char *text, size_t len, char *err, size_t e
 
 	memset(&k, 0, sizeof(k));
 	if (len > JWK_TEXT_MAX)
-		return fail(err, errlen, -EMSGSIZE,
-		            "JWK of %zu bytes is larger than the limit of %d", len, JWK_TEXT_MAX);
+		return errmsg_set(err, errlen, -EMSGSIZE,
+		                  "JWK of %zu bytes is larger than the limit of %d", len,
+		                  JWK_TEXT_MAX);
 	r = init_sodium(err, errlen);
 	if (r < 0)
 		return r;
 	r = json_parse_untrusted(text, len, JWK_DEPTH_MAX, &json, msg, sizeof(msg));
 	if (r < 0) {
-		r = fail(err, errlen, r == -ENOMEM ? -ENOMEM : -EINVAL, "JWK is not valid JSON: %s",
-		         msg);
+		r = errmsg_set(err, errlen, r == -ENOMEM ? -ENOMEM : -EINVAL,
+		               "JWK is not valid JSON: %s", msg);
 		goto fail;
 	}
 	if (!cJSON_IsObject(json)) {
-		r = fail(err, errlen, -EINVAL, "JWK is not a JSON object");
+		r = errmsg_set(err, errlen, -EINVAL, "JWK is not a JSON object");
 		goto fail;
 	}
 	d = cJSON_GetObjectItemCaseSensitive(json, "d");
@@ -207,18 +181,19 @@ int jwk_parse(struct jwk *ret, const char *text, size_t len, char *err, size_t e
 		goto fail;
 	if (d) {
 		if (!cJSON_IsString(d)) {
-			r = fail(err, errlen, -EINVAL, "JWK member \"d\" is not a string");
+			r = errmsg_set(err, errlen, -EINVAL, "JWK member \"d\" is not a string");
 			goto fail;
 		}
 		if (b64url_decode_exact(d->valuestring, seed, sizeof(seed)) < 0) {
-			r = fail(err, errlen, -EINVAL,
-			         "JWK \"d\" is not unpadded base64url of 32 bytes");
+			r = errmsg_set(err, errlen, -EINVAL,
+			               "JWK \"d\" is not unpadded base64url of 32 bytes");
 			goto fail;
 		}
 		crypto_sign_seed_keypair(derived, k.secret_key, seed);
 		if (sodium_memcmp(derived, k.public_key, sizeof(derived)) != 0) {
-			r = fail(err, errlen, -EINVAL,
-			         "JWK \"x\" does not match the public key derived from \"d\"");
+			r = errmsg_set(
+			        err, errlen, -EINVAL,
+			        "JWK \"x\" does not match the public key derived from \"d\"");
 			goto fail;
 		}
 		k.has_private = 1;
@@ -299,15 +274,15 @@ int jwk_load(struct jwk *ret, const char *path, char *err, size_t errlen)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return fail(err, errlen, -errno, "cannot open key file '%s': %s", path,
-		            strerror(errno));
+		return errmsg_set(err, errlen, -errno, "cannot open key file '%s': %s", path,
+		                  strerror(errno));
 	if (fstat(fd, &st) < 0) {
-		r = fail(err, errlen, -errno, "cannot stat key file '%s': %s", path,
-		         strerror(errno));
+		r = errmsg_set(err, errlen, -errno, "cannot stat key file '%s': %s", path,
+		               strerror(errno));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		r = fail(err, errlen, -EINVAL, "key file '%s' is not a regular file", path);
+		r = errmsg_set(err, errlen, -EINVAL, "key file '%s' is not a regular file", path);
 		goto fail;
 	}
 	/* one byte more than allowed tells a file at the limit from one past it */
@@ -317,8 +292,8 @@ int jwk_load(struct jwk *ret, const char *path, char *err, size_t errlen)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = fail(err, errlen, -errno, "cannot read key file '%s': %s", path,
-			         strerror(errno));
+			r = errmsg_set(err, errlen, -errno, "cannot read key file '%s': %s", path,
+			               strerror(errno));
 			goto fail;
 		}
 		if (n == 0)
@@ -327,15 +302,15 @@ int jwk_load(struct jwk *ret, const char *path, char *err, size_t errlen)
 	}
 	r = jwk_parse(&k, text, len, msg, sizeof(msg));
 	if (r < 0) {
-		r = fail(err, errlen, r, "key file '%s': %s", path, msg);
+		r = errmsg_set(err, errlen, r, "key file '%s': %s", path, msg);
 		goto fail;
 	}
 	if (k.has_private && (st.st_mode & 077)) {
 		sodium_memzero(&k, sizeof(k));
-		r = fail(err, errlen, -EPERM,
-		         "refusing private key file '%s': its mode %04o lets group or others "
-		         "access it (chmod 600 it)",
-		         path, (unsigned)(st.st_mode & 07777));
+		r = errmsg_set(err, errlen, -EPERM,
+		               "refusing private key file '%s': its mode %04o lets group or others "
+		               "access it (chmod 600 it)",
+		               path, (unsigned)(st.st_mode & 07777));
 		goto fail;
 	}
 	*ret = k;
@@ -393,8 +368,8 @@ static int save_fail(char *err, size_t errlen, const char *path, const char *ste
 {
 	int e = errno;
 
-	return fail(err, errlen, -e, "cannot save key file '%s': %s failed: %s", path, step,
-	            strerror(e));
+	return errmsg_set(err, errlen, -e, "cannot save key file '%s': %s failed: %s", path, step,
+	                  strerror(e));
 }
 
 int jwk_save(const struct jwk *k, int with_private, const char *path, char *err, size_t errlen)
@@ -406,15 +381,15 @@ int jwk_save(const struct jwk *k, int with_private, const char *path, char *err,
 
 	r = jwk_serialize(k, with_private, &text);
 	if (r < 0)
-		return fail(err, errlen, r, "cannot serialize key for '%s'%s", path,
-		            r == -EINVAL ? ": no private key or an invalid kid" : "");
+		return errmsg_set(err, errlen, r, "cannot serialize key for '%s'%s", path,
+		                  r == -EINVAL ? ": no private key or an invalid kid" : "");
 	if (n == 0 || path[n - 1] == '/') {
-		r = fail(err, errlen, -EINVAL, "key file name '%s' names a folder", path);
+		r = errmsg_set(err, errlen, -EINVAL, "key file name '%s' names a folder", path);
 		goto fail;
 	}
 	tmp = malloc(n + sizeof(suffix));
 	if (!tmp) {
-		r = fail(err, errlen, -ENOMEM, "out of memory");
+		r = errmsg_set(err, errlen, -ENOMEM, "out of memory");
 		goto fail;
 	}
 	memcpy(tmp, path, n);
@@ -457,8 +432,9 @@ int jwk_save(const struct jwk *k, int with_private, const char *path, char *err,
 	tmp = NULL;
 	r = sync_parent(path);
 	if (r < 0)
-		r = fail(err, errlen, r, "wrote key file '%s' but cannot fsync its folder: %s",
-		         path, strerror(-r));
+		r = errmsg_set(err, errlen, r,
+		               "wrote key file '%s' but cannot fsync its folder: %s", path,
+		               strerror(-r));
 fail:
 	if (fd >= 0)
 		close(fd);

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "common/buf.h"
+#include "common/errmsg.h"
 #include "common/json.h"
 #include "common/jwk.h"
 #include "common/jws.h"
@@ -16,37 +17,6 @@
 
 #define B64URL_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
 #define SIGNATURE_B64_LEN 86 /* unpadded base64url characters of 64 bytes */
-
-static int PRINTF_LIKE(4, 5) fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-
-/* At most 32 bytes of an untrusted string for a message, cut at a character boundary,
- * control characters shown as '?'. */
-static const char *shorten(const char *s, char out[static 40])
-{
-	size_t n = strlen(s), i;
-
-	if (n > 32) {
-		n = 32;
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	}
-	for (i = 0; i < n; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-	out[i] = '\0';
-	if (n < strlen(s))
-		memcpy(out + i, "...", 4);
-	return out;
-}
 
 void jws_init(struct jws *j)
 {
@@ -101,14 +71,15 @@ static int b64url_decode(const char *s, size_t len, unsigned char *out, size_t o
 static int check_extensions(const cJSON *h, const char *which, char *err, size_t errlen)
 {
 	if (cJSON_GetObjectItemCaseSensitive(h, "crit"))
-		return fail(err, errlen, -EBADMSG,
-		            "%s header: \"crit\" is present, but no extension is understood, so "
-		            "the JWS is refused",
-		            which);
+		return errmsg_set(
+		        err, errlen, -EBADMSG,
+		        "%s header: \"crit\" is present, but no extension is understood, so "
+		        "the JWS is refused",
+		        which);
 	if (cJSON_GetObjectItemCaseSensitive(h, "b64"))
-		return fail(err, errlen, -EBADMSG,
-		            "%s header: \"b64\" (RFC 7797 unencoded payload) is not supported",
-		            which);
+		return errmsg_set(
+		        err, errlen, -EBADMSG,
+		        "%s header: \"b64\" (RFC 7797 unencoded payload) is not supported", which);
 	return 0;
 }
 
@@ -118,30 +89,30 @@ static int check_headers(const unsigned char *prot, size_t prot_len, const cJSON
 {
 	const cJSON *alg, *k, *c;
 	cJSON *h = NULL;
-	char msg[200], q[40];
+	char msg[200], q[ERRMSG_QUOTE_SIZE];
 	int r;
 
 	r = json_parse_untrusted((const char *)prot, prot_len, JWS_DEPTH_MAX, &h, msg, sizeof(msg));
 	if (r < 0)
-		return fail(err, errlen, r == -ENOMEM ? -ENOMEM : -EBADMSG,
-		            "protected header is not valid JSON: %s", msg);
+		return errmsg_set(err, errlen, r == -ENOMEM ? -ENOMEM : -EBADMSG,
+		                  "protected header is not valid JSON: %s", msg);
 	if (!cJSON_IsObject(h)) {
-		r = fail(err, errlen, -EBADMSG, "protected header is not a JSON object");
+		r = errmsg_set(err, errlen, -EBADMSG, "protected header is not a JSON object");
 		goto fail;
 	}
 	alg = cJSON_GetObjectItemCaseSensitive(h, "alg");
 	if (!alg) {
-		r = fail(err, errlen, -EBADMSG, "protected header: no \"alg\"");
+		r = errmsg_set(err, errlen, -EBADMSG, "protected header: no \"alg\"");
 		goto fail;
 	}
 	if (!cJSON_IsString(alg)) {
-		r = fail(err, errlen, -EBADMSG, "protected header: \"alg\" is not a string");
+		r = errmsg_set(err, errlen, -EBADMSG, "protected header: \"alg\" is not a string");
 		goto fail;
 	}
 	if (strcmp(alg->valuestring, "EdDSA") != 0) {
-		r = fail(err, errlen, -EPERM,
-		         "protected header: alg \"%s\" is not allowed, only EdDSA",
-		         shorten(alg->valuestring, q));
+		r = errmsg_set(err, errlen, -EPERM,
+		               "protected header: alg \"%s\" is not allowed, only EdDSA",
+		               errmsg_quote(alg->valuestring, q));
 		goto fail;
 	}
 	r = check_extensions(h, "protected", err, errlen);
@@ -149,16 +120,17 @@ static int check_headers(const unsigned char *prot, size_t prot_len, const cJSON
 		goto fail;
 	k = cJSON_GetObjectItemCaseSensitive(h, "kid");
 	if (!k) {
-		r = fail(err, errlen, -EBADMSG, "protected header: no \"kid\"");
+		r = errmsg_set(err, errlen, -EBADMSG, "protected header: no \"kid\"");
 		goto fail;
 	}
 	if (!cJSON_IsString(k)) {
-		r = fail(err, errlen, -EBADMSG, "protected header: \"kid\" is not a string");
+		r = errmsg_set(err, errlen, -EBADMSG, "protected header: \"kid\" is not a string");
 		goto fail;
 	}
 	if (!jwk_kid_valid(k->valuestring)) {
-		r = fail(err, errlen, -EBADMSG, "protected header: kid \"%s\" is not " JWK_KID_RULE,
-		         shorten(k->valuestring, q));
+		r = errmsg_set(err, errlen, -EBADMSG,
+		               "protected header: kid \"%s\" is not " JWK_KID_RULE,
+		               errmsg_quote(k->valuestring, q));
 		goto fail;
 	}
 	if (unprot) {
@@ -168,10 +140,10 @@ static int check_headers(const unsigned char *prot, size_t prot_len, const cJSON
 		cJSON_ArrayForEach(c, unprot)
 		{
 			if (cJSON_GetObjectItemCaseSensitive(h, c->string)) {
-				r = fail(err, errlen, -EBADMSG,
-				         "header: \"%s\" is in both the protected and the "
-				         "unprotected header",
-				         shorten(c->string, q));
+				r = errmsg_set(err, errlen, -EBADMSG,
+				               "header: \"%s\" is in both the protected and the "
+				               "unprotected header",
+				               errmsg_quote(c->string, q));
 				goto fail;
 			}
 		}
@@ -190,9 +162,9 @@ static int get_member(const cJSON *env, const char *name, const char **ret, char
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(env, name);
 
 	if (!item)
-		return fail(err, errlen, -EBADMSG, "envelope: no \"%s\" member", name);
+		return errmsg_set(err, errlen, -EBADMSG, "envelope: no \"%s\" member", name);
 	if (!cJSON_IsString(item))
-		return fail(err, errlen, -EBADMSG, "envelope: \"%s\" is not a string", name);
+		return errmsg_set(err, errlen, -EBADMSG, "envelope: \"%s\" is not a string", name);
 	*ret = item->valuestring;
 	return 0;
 }
@@ -205,7 +177,7 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 	size_t prot_len, prot_b64_len, payload_b64_len, sig_len;
 	cJSON *env = NULL;
 	const cJSON *c, *unprot;
-	char msg[200], q[40];
+	char msg[200], q[ERRMSG_QUOTE_SIZE];
 	struct jws j;
 	int r;
 
@@ -213,31 +185,33 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 	if (!max_len)
 		max_len = JWS_TEXT_MAX_DEFAULT;
 	if (len > max_len)
-		return fail(err, errlen, -EMSGSIZE,
-		            "JWS of %zu bytes is larger than the limit of %zu", len, max_len);
+		return errmsg_set(err, errlen, -EMSGSIZE,
+		                  "JWS of %zu bytes is larger than the limit of %zu", len, max_len);
 	if (too_many_values(text, len, JWS_VALUES_MAX))
-		return fail(err, errlen, -EBADMSG,
-		            "envelope: more than %d arrays, objects and commas", JWS_VALUES_MAX);
+		return errmsg_set(err, errlen, -EBADMSG,
+		                  "envelope: more than %d arrays, objects and commas",
+		                  JWS_VALUES_MAX);
 	r = json_parse_untrusted(text, len, JWS_DEPTH_MAX, &env, msg, sizeof(msg));
 	if (r < 0)
-		return fail(err, errlen, r == -ENOMEM || r == -EMSGSIZE ? r : -EBADMSG,
-		            "envelope is not valid JSON: %s", msg);
+		return errmsg_set(err, errlen, r == -ENOMEM || r == -EMSGSIZE ? r : -EBADMSG,
+		                  "envelope is not valid JSON: %s", msg);
 	if (!cJSON_IsObject(env)) {
-		r = fail(err, errlen, -EBADMSG, "envelope is not a JSON object");
+		r = errmsg_set(err, errlen, -EBADMSG, "envelope is not a JSON object");
 		goto fail;
 	}
 	cJSON_ArrayForEach(c, env)
 	{
 		if (strcmp(c->string, "signatures") == 0) {
-			r = fail(err, errlen, -EBADMSG,
-			         "envelope: \"signatures\" (general JSON serialization) is not "
-			         "supported, only the flattened one");
+			r = errmsg_set(
+			        err, errlen, -EBADMSG,
+			        "envelope: \"signatures\" (general JSON serialization) is not "
+			        "supported, only the flattened one");
 			goto fail;
 		}
 		if (strcmp(c->string, "protected") != 0 && strcmp(c->string, "payload") != 0 &&
 		    strcmp(c->string, "signature") != 0 && strcmp(c->string, "header") != 0) {
-			r = fail(err, errlen, -EBADMSG, "envelope: unknown member \"%s\"",
-			         shorten(c->string, q));
+			r = errmsg_set(err, errlen, -EBADMSG, "envelope: unknown member \"%s\"",
+			               errmsg_quote(c->string, q));
 			goto fail;
 		}
 	}
@@ -247,7 +221,7 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 		goto fail;
 	unprot = cJSON_GetObjectItemCaseSensitive(env, "header");
 	if (unprot && !cJSON_IsObject(unprot)) {
-		r = fail(err, errlen, -EBADMSG, "envelope: \"header\" is not a JSON object");
+		r = errmsg_set(err, errlen, -EBADMSG, "envelope: \"header\" is not a JSON object");
 		goto fail;
 	}
 
@@ -256,13 +230,14 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 	prot_b64_len = strlen(prot_b64);
 	if (prot_b64_len / 4 * 3 + (prot_b64_len % 4 ? prot_b64_len % 4 - 1 : 0) >
 	    JWS_PROTECTED_MAX) {
-		r = fail(err, errlen, -EBADMSG, "envelope: protected header longer than %d bytes",
-		         JWS_PROTECTED_MAX);
+		r = errmsg_set(err, errlen, -EBADMSG,
+		               "envelope: protected header longer than %d bytes",
+		               JWS_PROTECTED_MAX);
 		goto fail;
 	}
 	if (b64url_decode(prot_b64, prot_b64_len, prot, sizeof(prot), &prot_len) < 0) {
-		r = fail(err, errlen, -EBADMSG,
-		         "envelope: \"protected\" is not unpadded base64url");
+		r = errmsg_set(err, errlen, -EBADMSG,
+		               "envelope: \"protected\" is not unpadded base64url");
 		goto fail;
 	}
 	r = check_headers(prot, prot_len, unprot, j.kid, err, errlen);
@@ -272,8 +247,8 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 	    b64url_decode(sig_b64, SIGNATURE_B64_LEN, j.signature, sizeof(j.signature), &sig_len) <
 	            0 ||
 	    sig_len != sizeof(j.signature)) {
-		r = fail(err, errlen, -EBADMSG,
-		         "envelope: \"signature\" is not unpadded base64url of 64 bytes");
+		r = errmsg_set(err, errlen, -EBADMSG,
+		               "envelope: \"signature\" is not unpadded base64url of 64 bytes");
 		goto fail;
 	}
 
@@ -281,12 +256,13 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 	j.payload = malloc(payload_b64_len / 4 * 3 + 3);
 	j.signing_input = malloc(prot_b64_len + 1 + payload_b64_len + 1);
 	if (!j.payload || !j.signing_input) {
-		r = fail(err, errlen, -ENOMEM, "out of memory");
+		r = errmsg_set(err, errlen, -ENOMEM, "out of memory");
 		goto fail;
 	}
 	if (b64url_decode(payload_b64, payload_b64_len, j.payload, payload_b64_len / 4 * 3 + 2,
 	                  &j.payload_len) < 0) {
-		r = fail(err, errlen, -EBADMSG, "envelope: \"payload\" is not unpadded base64url");
+		r = errmsg_set(err, errlen, -EBADMSG,
+		               "envelope: \"payload\" is not unpadded base64url");
 		goto fail;
 	}
 	j.payload[j.payload_len] = '\0';
@@ -307,17 +283,18 @@ fail:
 int jws_verify(const struct jws *j, const struct jwk *key, char *err, size_t errlen)
 {
 	if (!j->signing_input)
-		return fail(err, errlen, -EINVAL, "no parsed JWS to verify");
+		return errmsg_set(err, errlen, -EINVAL, "no parsed JWS to verify");
 	if (key->kid[0] && strcmp(key->kid, j->kid) != 0)
-		return fail(err, errlen, -EKEYREJECTED,
-		            "kid does not match the key: the JWS names \"%s\", the key is \"%s\"",
-		            j->kid, key->kid);
+		return errmsg_set(
+		        err, errlen, -EKEYREJECTED,
+		        "kid does not match the key: the JWS names \"%s\", the key is \"%s\"",
+		        j->kid, key->kid);
 	if (sodium_init() < 0)
-		return fail(err, errlen, -EIO, "libsodium failed to initialize");
+		return errmsg_set(err, errlen, -EIO, "libsodium failed to initialize");
 	if (crypto_sign_verify_detached(j->signature, (const unsigned char *)j->signing_input,
 	                                j->signing_input_len, key->public_key) != 0)
-		return fail(err, errlen, -EKEYREJECTED,
-		            "signature does not verify with the key for kid \"%s\"", j->kid);
+		return errmsg_set(err, errlen, -EKEYREJECTED,
+		                  "signature does not verify with the key for kid \"%s\"", j->kid);
 	return 0;
 }
 
@@ -326,7 +303,7 @@ int jws_sign(const struct jwk *key, const char *kid, const void *payload, size_t
 {
 	static const char frame[] = "{\"payload\":\"\",\"protected\":\"\",\"signature\":\"\"}";
 	unsigned char sig[JWS_SIGNATURE_SIZE];
-	char header[64 + JWK_KID_MAX], sig_b64[SIGNATURE_B64_LEN + 1], q[40];
+	char header[64 + JWK_KID_MAX], sig_b64[SIGNATURE_B64_LEN + 1], q[ERRMSG_QUOTE_SIZE];
 	size_t header_len, prot_size, payload_size, input_len, total;
 	char *input = NULL;
 	struct buf out;
@@ -334,18 +311,20 @@ int jws_sign(const struct jwk *key, const char *kid, const void *payload, size_t
 
 	buf_init(&out, JWS_TEXT_MAX_DEFAULT);
 	if (!key->has_private)
-		return fail(err, errlen, -EINVAL, "cannot sign: the key has no private part");
+		return errmsg_set(err, errlen, -EINVAL, "cannot sign: the key has no private part");
 	if (kid && !jwk_kid_valid(kid))
-		return fail(err, errlen, -EINVAL, "cannot sign: kid \"%s\" is not " JWK_KID_RULE,
-		            shorten(kid, q));
+		return errmsg_set(err, errlen, -EINVAL,
+		                  "cannot sign: kid \"%s\" is not " JWK_KID_RULE,
+		                  errmsg_quote(kid, q));
 	if (kid && key->kid[0] && strcmp(kid, key->kid) != 0)
-		return fail(err, errlen, -EINVAL,
-		            "cannot sign: kid \"%s\" is not the key's kid \"%s\"", kid, key->kid);
+		return errmsg_set(err, errlen, -EINVAL,
+		                  "cannot sign: kid \"%s\" is not the key's kid \"%s\"", kid,
+		                  key->kid);
 	if (sodium_init() < 0)
-		return fail(err, errlen, -EIO, "libsodium failed to initialize");
+		return errmsg_set(err, errlen, -EIO, "libsodium failed to initialize");
 	if (payload_len > JWS_TEXT_MAX_DEFAULT / 4 * 3)
-		return fail(err, errlen, -EMSGSIZE,
-		            "cannot sign: payload of %zu bytes is too large", payload_len);
+		return errmsg_set(err, errlen, -EMSGSIZE,
+		                  "cannot sign: payload of %zu bytes is too large", payload_len);
 
 	if (kid)
 		header_len = (size_t)snprintf(header, sizeof(header),
@@ -357,14 +336,15 @@ int jws_sign(const struct jwk *key, const char *kid, const void *payload, size_t
 	payload_size = sodium_base64_ENCODED_LEN(payload_len, B64URL_VARIANT);
 	total = sizeof(frame) - 1 + prot_size - 1 + payload_size - 1 + SIGNATURE_B64_LEN;
 	if (total > JWS_TEXT_MAX_DEFAULT)
-		return fail(err, errlen, -EMSGSIZE,
-		            "cannot sign: the JWS would be %zu bytes, more than the limit of %u",
-		            total, JWS_TEXT_MAX_DEFAULT);
+		return errmsg_set(
+		        err, errlen, -EMSGSIZE,
+		        "cannot sign: the JWS would be %zu bytes, more than the limit of %u", total,
+		        JWS_TEXT_MAX_DEFAULT);
 
 	/* signing input: ASCII(BASE64URL(protected) || '.' || BASE64URL(payload)) */
 	input = malloc(prot_size + payload_size);
 	if (!input) {
-		r = fail(err, errlen, -ENOMEM, "out of memory");
+		r = errmsg_set(err, errlen, -ENOMEM, "out of memory");
 		goto fail;
 	}
 	sodium_bin2base64(input, prot_size, (const unsigned char *)header, header_len,
@@ -382,7 +362,7 @@ int jws_sign(const struct jwk *key, const char *kid, const void *payload, size_t
 		               "{\"payload\":\"%s\",\"protected\":\"%s\",\"signature\":\"%s\"}",
 		               input + prot_size, input, sig_b64);
 	if (r < 0) {
-		r = fail(err, errlen, r, "cannot sign: %s", strerror(-r));
+		r = errmsg_set(err, errlen, r, "cannot sign: %s", strerror(-r));
 		goto fail;
 	}
 	*ret_text = buf_detach(&out, ret_len);

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/errlist.h"
+#include "common/errmsg.h"
 #include "common/form.h"
 #include "common/json.h"
 #include "common/jwk.h"
@@ -47,15 +48,15 @@ static int check_form_data(const struct form *form, const cJSON *data, struct er
 }
 
 int submission_check(const struct submission_context *ctx, const char *text, size_t len,
-		     struct errlist *errors, char *err, size_t errlen,
-		     enum submission_verdict *ret_verdict, struct submission *ret)
+                     struct errlist *errors, char *err, size_t errlen,
+                     enum submission_verdict *ret_verdict, struct submission *ret)
 {
 	struct submission s;
 	struct errlist scratch;
 	struct jwk key;
 	const cJSON *version;
 	const char *form_id;
-	char why[512];
+	char why[512], quoted[ERRMSG_QUOTE_SIZE];
 	int r;
 
 	submission_init(&s);
@@ -96,7 +97,7 @@ int submission_check(const struct submission_context *ctx, const char *text, siz
 
 	/* 3: the payload */
 	r = json_parse_untrusted((const char *)s.jws.payload, s.jws.payload_len, JSON_MAX_DEPTH,
-				 &s.payload, why, sizeof(why));
+	                         &s.payload, why, sizeof(why));
 	if (r == -ENOMEM)
 		goto fail;
 	if (r < 0) {
@@ -111,13 +112,13 @@ int submission_check(const struct submission_context *ctx, const char *text, siz
 	s.county_id = member_string(s.payload, "county_id");
 	if (s.school_id && strcmp(s.school_id, s.jws.kid) != 0) {
 		snprintf(err, errlen, "payload school_id \"%s\" is not the signer \"%s\"",
-			 s.school_id, s.jws.kid);
+		         errmsg_quote(s.school_id, quoted), s.jws.kid);
 		*ret_verdict = SUBMISSION_FORBIDDEN;
 		goto fail;
 	}
 	if (ctx->county_id && s.county_id && strcmp(s.county_id, ctx->county_id) != 0) {
 		snprintf(err, errlen, "payload county_id \"%s\" is not this county \"%s\"",
-			 s.county_id, ctx->county_id);
+		         errmsg_quote(s.county_id, quoted), ctx->county_id);
 		*ret_verdict = SUBMISSION_FORBIDDEN;
 		goto fail;
 	}
@@ -135,9 +136,10 @@ int submission_check(const struct submission_context *ctx, const char *text, siz
 	form_id = member_string(s.payload, "form");
 	s.form = form_set_find(ctx->forms, form_id);
 	if (!s.form) {
-		snprintf(err, errlen, "unknown form \"%s\"", form_id);
+		errmsg_quote(form_id, quoted);
+		snprintf(err, errlen, "unknown form \"%s\"", quoted);
 		r = errlist_add(errors, ERRLIST_ERROR, "/form", "x-form", "unknown form \"%s\"",
-				form_id);
+		                quoted);
 		if (r < 0)
 			goto fail;
 		*ret_verdict = SUBMISSION_INVALID;
@@ -146,9 +148,9 @@ int submission_check(const struct submission_context *ctx, const char *text, siz
 	version = cJSON_GetObjectItemCaseSensitive(s.payload, "form_version");
 	if (version->valuedouble != s.form->version) {
 		snprintf(err, errlen, "form \"%s\" is at version %d, not %g", form_id,
-			 s.form->version, version->valuedouble);
+		         s.form->version, version->valuedouble);
 		r = errlist_add(errors, ERRLIST_ERROR, "/form_version", "x-form-version",
-				"form \"%s\" is at version %d", form_id, s.form->version);
+		                "form \"%s\" is at version %d", form_id, s.form->version);
 		if (r < 0)
 			goto fail;
 		*ret_verdict = SUBMISSION_INVALID;
@@ -160,7 +162,7 @@ int submission_check(const struct submission_context *ctx, const char *text, siz
 		goto fail;
 	if (r > 0) {
 		snprintf(err, errlen, "the %s return has %d error%s", form_id, r,
-			 r == 1 ? "" : "s");
+		         r == 1 ? "" : "s");
 		*ret_verdict = SUBMISSION_INVALID;
 		r = 0;
 		goto fail;
