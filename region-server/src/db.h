@@ -1,0 +1,61 @@
+/* The region's PostgreSQL connection, over libpq. Every statement that carries a value is
+ * sent with its parameters apart from the SQL text (PQexecParams): nothing is ever pasted
+ * into SQL. libpq's results are translated here, at the module boundary, into negative
+ * errno values plus the server's message in a caller-provided buffer:
+ *   -ECONNREFUSED  cannot connect               -ECONNRESET  connection lost
+ *   -EEXIST        unique violation (23505)     -ENOENT      foreign key violation
+ *                                                            (23503), undefined table
+ *   -EINVAL        other integrity or data errors, SQL errors (22, 23, 42 classes)
+ *   -EAGAIN        serialization failure, deadlock (40)     -EBUSY  lock not available
+ *   -ENOSPC        disk full    -ENOMEM  out of memory      -EACCES insufficient privilege
+ *   -ECANCELED     statement cancelled          -EIO         anything else
+ * db_sqlstate() gives the SQLSTATE of the last failure for finer decisions.
+ * One struct db is one connection: use it from one thread at a time. */
+#ifndef REGION_DB_H
+#define REGION_DB_H
+
+#include <stddef.h>
+
+#include "common/macro.h"
+
+struct db;
+struct pg_result; /* libpq's PGresult */
+
+#define DB_ERR_MAX 1024 /* a good size for the err buffers below */
+
+/* Connects with conninfo, a libpq connection string or URI; NULL or "" takes everything
+ * from the PG* environment variables and libpq's defaults. The session uses UTF-8 and
+ * names itself "region-server" unless conninfo names it otherwise. Caller frees *ret with
+ * db_free(). -ECONNREFUSED (err says why) or -ENOMEM. */
+int db_open(const char *conninfo, struct db **ret, char *err, size_t errlen) WUR;
+/* Closes the connection; accepts NULL. */
+void db_free(struct db *db);
+
+/* Runs one statement with nparams text parameters (params[i] NULL is SQL NULL; params may
+ * be NULL when nparams is 0) and discards any rows. Returns the number of rows the
+ * statement affected or returned (>= 0), or a negative errno as listed above. */
+int db_exec(struct db *db, const char *sql, int nparams, const char *const *params, char *err,
+            size_t errlen) WUR;
+
+/* Runs one statement as db_exec() does and hands its rows to the caller, who frees *ret
+ * with db_result_free(). Values are read with libpq's PQgetvalue()/PQgetisnull(). */
+int db_query(struct db *db, const char *sql, int nparams, const char *const *params,
+             struct pg_result **ret, char *err, size_t errlen) WUR;
+/* Accepts NULL. */
+void db_result_free(struct pg_result *res);
+
+/* Runs a script of several statements with no parameters (PQexec): only for trusted SQL
+ * such as the migrations in schemas/region/. Same returns as db_exec(), 0 on success. */
+int db_exec_script(struct db *db, const char *sql, char *err, size_t errlen) WUR;
+
+/* Transactions. db_rollback() is for cleanup paths: its failure is only logged at debug
+ * (the connection is then unusable anyway). */
+int db_begin(struct db *db, char *err, size_t errlen) WUR;
+int db_commit(struct db *db, char *err, size_t errlen) WUR;
+void db_rollback(struct db *db);
+
+/* The five-character SQLSTATE of the last failed statement, "" when there was none or
+ * the failure came from the client side. Borrowed from db. */
+const char *db_sqlstate(const struct db *db);
+
+#endif
