@@ -29,7 +29,7 @@ struct hub_config {
 	char *log_level;   /* error, warning, info, debug */
 
 	char *county_id;  /* 6 digits */
-	char *region_url; /* where the outbox goes (forwarding is not built yet) */
+	char *region_url; /* where the outbox goes (forward.h); NULL: nowhere */
 	char *listen;     /* ADDR:PORT, [ADDR6]:PORT */
 
 	long long body_max;          /* bytes of compressed body */
@@ -45,6 +45,11 @@ struct hub_config {
 	long long queue_max;         /* uploads waiting for the writer; 503 beyond */
 	long long threads;           /* HTTP worker threads (0: one per CPU) */
 	long long busy_timeout_ms;   /* SQLite busy timeout of every connection */
+	long long forward_batch_max; /* items in one batch to the region */
+	long long forward_backoff_base_ms; /* first retry after at most this */
+	long long forward_backoff_max_ms;  /* retries never wait longer */
+	long long forward_poll_ms;         /* idle: look for new outbox rows this often */
+	long long forward_timeout;         /* s for one request to the region */
 };
 
 /* Puts the defaults in c (all strings NULL but dir, listen and log_level). -ENOMEM. */
@@ -104,5 +109,6 @@ int command_serve(int argc, char **argv);
 int command_approve(int argc, char **argv);
 int command_unapprove(int argc, char **argv);
 int command_unlock(int argc, char **argv);
+int command_status(int argc, char **argv);
 
 #endif

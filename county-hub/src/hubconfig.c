@@ -40,6 +40,11 @@ int hub_config_init(struct hub_config *c)
 	c->queue_max = 4096;
 	c->threads = 0;
 	c->busy_timeout_ms = 5000;
+	c->forward_batch_max = 500;
+	c->forward_backoff_base_ms = 1000;
+	c->forward_backoff_max_ms = 300000;
+	c->forward_poll_ms = 1000;
+	c->forward_timeout = 60;
 	if (!c->dir || !c->listen || !c->log_level) {
 		hub_config_release(c);
 		return -ENOMEM;
@@ -90,8 +95,9 @@ void hub_options_file(struct hub_config *c, struct config_option *table, size_t 
 	        {"log_level", CONFIG_STRING, &c->log_level, "error, warning, info or debug",
 	         "LEVEL", 0, 0},
 	        {"county_id", CONFIG_STRING, &c->county_id, "6-digit county code", "ID", 0, 0},
-	        {"region_url", CONFIG_STRING, &c->region_url, "the region server's URL", "URL", 0,
-	         0},
+	        {"region_url", CONFIG_STRING, &c->region_url,
+	         "the region server's URL: forward the outbox there", "URL", 0, 0},
+	        {"region", CONFIG_STRING, &c->region_url, "the same as region_url", "URL", 0, 0},
 	        {"listen", CONFIG_STRING, &c->listen, "address to serve on (127.0.0.1:8401)",
 	         "ADDR:PORT", 0, 0},
 	        {"body_max", CONFIG_INTEGER, &c->body_max, "bytes of compressed upload", "N", 64,
@@ -120,6 +126,16 @@ void hub_options_file(struct hub_config *c, struct config_option *table, size_t 
 	         1024},
 	        {"busy_timeout_ms", CONFIG_INTEGER, &c->busy_timeout_ms,
 	         "wait for a locked store at most this long", "MS", 0, 600000},
+	        {"forward_batch_max", CONFIG_INTEGER, &c->forward_batch_max,
+	         "items in one batch to the region", "N", 1, 1000},
+	        {"forward_backoff_base_ms", CONFIG_INTEGER, &c->forward_backoff_base_ms,
+	         "first retry to the region after at most this", "MS", 1, 3600000},
+	        {"forward_backoff_max_ms", CONFIG_INTEGER, &c->forward_backoff_max_ms,
+	         "longest wait between retries to the region", "MS", 1, 86400000},
+	        {"forward_poll_ms", CONFIG_INTEGER, &c->forward_poll_ms,
+	         "look for new outbox rows this often when idle", "MS", 10, 600000},
+	        {"forward_timeout", CONFIG_INTEGER, &c->forward_timeout,
+	         "seconds for one request to the region", "S", 1, 3600},
 	        {NULL, 0, NULL, NULL, NULL, 0, 0},
 	};
 

@@ -5,7 +5,9 @@
  * lock, expiry or approval. These commands write to the store directly, beside a running
  * hub: SQLite serialises the writers (busy timeout), and the hub's writer checks the
  * approval again inside the transaction that stores an upload, so no upload committed
- * after the approval slips through. */
+ * after the approval slips through.
+ * Approving or reopening queues the county-signed roll-up of the period, now "final" or
+ * "provisional" again, in the same transaction (outbox.h): the region sees the two apart. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,10 @@
 #include "common/config.h"
 #include "common/datetime.h"
 #include "common/log.h"
+#include "common/jwk.h"
 #include "hub.h"
+#include "outbox.h"
+#include "report.h"
 #include "store.h"
 #include "common/banned.h"
 
@@ -30,27 +35,26 @@ enum lock_action {
 	LOCK_UNLOCK,
 };
 
-/* 0 when period is a period of form in the calendar; logs why not. */
-static int check_period(const struct hub_config *cfg, const char *form, const char *period)
+/* Loads the forms and the calendar into *ret and checks that period is a period of form;
+ * logs why not. */
+static int load_and_check(const struct hub_config *cfg, const char *form, const char *period,
+                          struct report_source *ret)
 {
-	struct calendar *cal = NULL;
-	char path[PATH_LEN], err[ERR_MAX] = "";
+	char err[ERR_MAX] = "";
 	int r;
 
 	if (!hub_schemas_dir(cfg))
 		return -ENOENT;
-	snprintf(path, sizeof(path), "%s/campaigns", cfg->schemas_dir);
-	r = calendar_load_dir(path, &cal, err, sizeof(err));
+	r = report_source_load(cfg->schemas_dir, ret, err, sizeof(err));
 	if (r < 0) {
-		log_error("cannot load the calendar: %s", err);
+		log_error("cannot load the forms and the calendar: %s", err);
 		return r;
 	}
-	r = calendar_period_check(cal, form, period);
+	r = calendar_period_check(ret->calendar, form, period);
 	if (r == -ENOENT)
 		log_error("form \"%s\" is not in the calendar", form);
 	else if (r < 0)
 		log_error("\"%s\" is not a period of form \"%s\"", period, form);
-	calendar_free(cal);
 	return r;
 }
 
@@ -63,9 +67,13 @@ static int run(enum lock_action action, int argc, char **argv)
 	};
 	struct config_option table[HUB_OPTIONS_MAX];
 	struct hub_config cfg;
+	struct report_source src;
 	struct store *store = NULL;
 	struct clock clock;
+	struct jwk key;
 	char *form = NULL, *period = NULL, *school = NULL, now[DATETIME_RFC3339_MAX];
+	char path[PATH_LEN], err[ERR_MAX] = "";
+	int64_t now_ms;
 	size_t n = 0, count;
 	int help = 0, revoke = 0, ret = EX_SOFTWARE, r;
 	const struct config_option extra[] = {
@@ -82,6 +90,8 @@ static int run(enum lock_action action, int argc, char **argv)
 	};
 
 	memset(table, 0, sizeof(table));
+	memset(&src, 0, sizeof(src));
+	memset(&key, 0, sizeof(key));
 	if (hub_config_init(&cfg) < 0)
 		return EX_OSERR;
 	hub_options_common(&cfg, table, &n);
@@ -102,17 +112,49 @@ static int run(enum lock_action action, int argc, char **argv)
 		ret = EX_USAGE;
 		goto out;
 	}
-	if (check_period(&cfg, form, period) < 0) {
-		ret = EX_DATAERR;
+	r = load_and_check(&cfg, form, period, &src);
+	if (r < 0) {
+		ret = r == -EINVAL || r == -ENOENT ? EX_DATAERR : EX_CONFIG;
 		goto out;
+	}
+	if (action != LOCK_UNLOCK) {
+		if (!cfg.county_id) {
+			log_error("hub.json names no county_id");
+			ret = EX_CONFIG;
+			goto out;
+		}
+		r = hub_path(&cfg, HUB_KEY_FILE, path, sizeof(path));
+		if (r == 0)
+			r = jwk_load(&key, path, err, sizeof(err));
+		if (r < 0) {
+			log_error("cannot load the county key: %s", err[0] ? err : strerror(-r));
+			goto out;
+		}
 	}
 	if (hub_clock(&clock) < 0 || hub_open_store(&cfg, 0, &store) < 0)
 		goto out;
-	datetime_format_rfc3339(clock_now_ms(&clock), DATETIME_SHANGHAI_OFFSET_MIN, now);
-	if (action == LOCK_UNLOCK)
+	now_ms = clock_now_ms(&clock);
+	datetime_format_rfc3339(now_ms, DATETIME_SHANGHAI_OFFSET_MIN, now);
+	r = store_begin(store);
+	if (r == 0 && action == LOCK_UNLOCK)
 		r = store_set_exception(store, school, form, period, !revoke, now);
-	else
+	else if (r == 0)
 		r = store_set_approved(store, form, period, action == LOCK_APPROVE, now);
+	/* the roll-up goes out final (or provisional again) only when the state changed */
+	if (r > 0 && action != LOCK_UNLOCK &&
+	    outbox_add_rollup(&src, store, &key, cfg.county_id, form, period, now_ms,
+	                      calendar_utc_offset_min(src.calendar), err, sizeof(err)) < 0) {
+		log_error("cannot queue the roll-up of %s %s: %s", form, period, err);
+		store_rollback(store);
+		goto out;
+	}
+	if (r >= 0) {
+		int c = store_commit(store);
+
+		r = c < 0 ? c : r;
+	}
+	if (r < 0)
+		store_rollback(store);
 	if (r == -ENOENT) {
 		log_error("school \"%s\" is not in the roster", school);
 		ret = EX_DATAERR;
@@ -140,6 +182,8 @@ static int run(enum lock_action action, int argc, char **argv)
 	ret = EX_OK;
 out:
 	store_close(store);
+	jwk_release(&key);
+	report_source_release(&src);
 	config_release(extra);
 	if (action == LOCK_UNLOCK)
 		config_release(unlock_extra);

@@ -19,6 +19,7 @@ static const struct command {
         {"approve", command_approve, "lock a form's period: the county's data is final"},
         {"unapprove", command_unapprove, "reopen an approved period"},
         {"unlock", command_unlock, "let one school submit to a locked period"},
+        {"status", command_status, "who is expected, on time, late or missing for a period"},
 };
 
 static void usage(FILE *out)

@@ -36,6 +36,10 @@ int metrics_init(struct metrics *m)
 	for (size_t i = 0; i < REASON_COUNT; i++)
 		atomic_init(&m->rejected[i], 0);
 	atomic_init(&m->queue_depth, 0);
+	atomic_init(&m->forward_batches, 0);
+	atomic_init(&m->forwarded_items, 0);
+	atomic_init(&m->forward_rejected, 0);
+	atomic_init(&m->forward_failures, 0);
 	return -pthread_mutex_init(&m->lock, NULL);
 }
 
@@ -132,8 +136,26 @@ int metrics_format(struct metrics *m, long long outbox_depth, struct buf *out)
 	r = buf_printf(out,
 	               "# HELP county_hub_queue_depth uploads waiting for the store\n"
 	               "# TYPE county_hub_queue_depth gauge\n"
-	               "county_hub_queue_depth %lld\n",
-	               (long long)atomic_load(&m->queue_depth));
+	               "county_hub_queue_depth %lld\n"
+	               "# HELP county_hub_forward_batches_total batches the region confirmed\n"
+	               "# TYPE county_hub_forward_batches_total counter\n"
+	               "county_hub_forward_batches_total %llu\n"
+	               "# HELP county_hub_forwarded_items_total outbox items the region confirmed\n"
+	               "# TYPE county_hub_forwarded_items_total counter\n"
+	               "county_hub_forwarded_items_total %llu\n"
+	               "# HELP county_hub_forward_rejected_total items the region rejected "
+	               "(recorded there as findings)\n"
+	               "# TYPE county_hub_forward_rejected_total counter\n"
+	               "county_hub_forward_rejected_total %llu\n"
+	               "# HELP county_hub_forward_failures_total attempts to forward a batch that "
+	               "failed (retried)\n"
+	               "# TYPE county_hub_forward_failures_total counter\n"
+	               "county_hub_forward_failures_total %llu\n",
+	               (long long)atomic_load(&m->queue_depth),
+	               (unsigned long long)atomic_load(&m->forward_batches),
+	               (unsigned long long)atomic_load(&m->forwarded_items),
+	               (unsigned long long)atomic_load(&m->forward_rejected),
+	               (unsigned long long)atomic_load(&m->forward_failures));
 	if (r < 0 || outbox_depth < 0)
 		return r;
 	return buf_printf(out,

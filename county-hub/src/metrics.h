@@ -1,6 +1,8 @@
 /* The hub's counters for GET /metrics (Prometheus text format 0.0.4): uploads accepted,
  * duplicates answered, rejections by reason, store commit latency and group-commit size
- * (histograms), queue depth. Thread-safe: counters are atomic, histograms take a lock. */
+ * (histograms), queue depth, outbox depth and forwarding to the region (batches and items
+ * confirmed, items the region rejected, failed attempts). Thread-safe: counters are atomic,
+ * histograms take a lock. */
 #ifndef COUNTY_HUB_METRICS_H
 #define COUNTY_HUB_METRICS_H
 
@@ -35,8 +37,12 @@ struct metrics {
 	atomic_ullong accepted;   /* 201: stored now */
 	atomic_ullong duplicates; /* 200: already stored, same bytes */
 	atomic_ullong rejected[REASON_COUNT];
-	atomic_llong queue_depth; /* uploads waiting for the writer */
-	pthread_mutex_t lock;     /* the histograms */
+	atomic_llong queue_depth;       /* uploads waiting for the writer */
+	atomic_ullong forward_batches;  /* batches the region confirmed */
+	atomic_ullong forwarded_items;  /* items the region confirmed (rejected ones included) */
+	atomic_ullong forward_rejected; /* items rejected by the region, or too large to send */
+	atomic_ullong forward_failures; /* attempts that failed: network, 5xx, refusals */
+	pthread_mutex_t lock;           /* the histograms */
 	unsigned long long latency[METRICS_LATENCY_BUCKETS + 1]; /* the last: +Inf */
 	double latency_sum;
 	unsigned long long groups[METRICS_GROUP_BUCKETS + 1];

@@ -1,9 +1,9 @@
 /* `county-hub roster add|import|list|remove`: the county's schools, with the public key
  * each signs its returns with. A school is never deleted: `remove` closes it from a date,
  * so it stays in the history and in the denominators of the periods it was open for.
- * Every change is written with an outbox row (kind 'roster') in the same transaction,
- * holding the entry signed by the county, so the region can verify the school's
- * signatures itself (DESIGN section 3).
+ * Every command that changes the roster queues the whole roster, signed by the county and
+ * with the next version number, in the same transaction (outbox.h), so the region can
+ * verify the schools' signatures itself (DESIGN section 3).
  *
  * Import file (CSV, UTF-8 or GB18030 as Excel saves it): a header line naming the columns,
  * in any order, then one school per line:
@@ -33,10 +33,11 @@
 #include "common/datetime.h"
 #include "common/fileio.h"
 #include "common/jwk.h"
-#include "common/jws.h"
 #include "common/log.h"
 #include "hub.h"
+#include "outbox.h"
 #include "store.h"
+#include "textwidth.h"
 #include "common/banned.h"
 
 #define ERR_MAX 1024
@@ -180,78 +181,28 @@ static int parse_inline_key(const char *x, unsigned char ret[32], char *err, siz
 	return 0;
 }
 
-/* The roster entry as the region receives it, signed by the county. Caller frees. */
-static int sign_entry(struct roster_ctx *rc, const struct store_school *s, char **ret)
-{
-	struct jwk pub;
-	char *jwk_text = NULL, *payload = NULL, *signed_text = NULL, err[ERR_MAX] = "";
-	cJSON *root = NULL, *key = NULL;
-	int r = -ENOMEM;
-
-	memset(&pub, 0, sizeof(pub));
-	memcpy(pub.public_key, s->public_key, sizeof(pub.public_key));
-	snprintf(pub.kid, sizeof(pub.kid), "%s", s->school_id);
-	r = jwk_serialize(&pub, 0, &jwk_text);
-	if (r < 0)
-		goto out;
-	r = -ENOMEM;
-	key = cJSON_Parse(jwk_text);
-	root = cJSON_CreateObject();
-	if (!key || !root || !cJSON_AddStringToObject(root, "type", "roster") ||
-	    !cJSON_AddStringToObject(root, "county_id", rc->cfg->county_id) ||
-	    !cJSON_AddStringToObject(root, "school_id", s->school_id) ||
-	    !cJSON_AddStringToObject(root, "name", s->name) ||
-	    !cJSON_AddStringToObject(root, "school_type", s->type))
-		goto out;
-	if (!(s->opened_on[0] ? cJSON_AddStringToObject(root, "opened_on", s->opened_on)
-	                      : cJSON_AddNullToObject(root, "opened_on")) ||
-	    !(s->closed_from[0] ? cJSON_AddStringToObject(root, "closed_from", s->closed_from)
-	                        : cJSON_AddNullToObject(root, "closed_from")))
-		goto out;
-	cJSON_AddItemToObject(root, "key", key);
-	key = NULL;
-	if (!cJSON_AddStringToObject(root, "changed_at", rc->now))
-		goto out;
-	payload = cJSON_PrintUnformatted(root);
-	if (!payload)
-		goto out;
-	r = jws_sign(&rc->county_key, rc->cfg->county_id, payload, strlen(payload), &signed_text,
-	             NULL, err, sizeof(err));
-	if (r < 0) {
-		log_error("cannot sign the roster entry: %s", err);
-		goto out;
-	}
-	*ret = signed_text;
-	signed_text = NULL;
-out:
-	free(signed_text);
-	free(payload);
-	cJSON_Delete(root);
-	cJSON_Delete(key);
-	jwk_text_free(jwk_text);
-	return r;
-}
-
-/* Adds or updates one school with its outbox row, inside the caller's transaction. */
+/* Adds or updates one school inside the caller's transaction. */
 static int put_school(struct roster_ctx *rc, const struct store_school *s, int replace,
                       int *ret_changed)
 {
-	char *entry = NULL;
-	int changed = 0, r;
+	return store_school_put(rc->store, s, replace, ret_changed);
+}
 
-	r = store_school_put(rc->store, s, replace, &changed);
+/* Queues the whole roster, signed by the county, in the caller's transaction: called
+ * once per command that changed it. */
+static int queue_roster(struct roster_ctx *rc)
+{
+	char err[ERR_MAX] = "";
+	long long version = 0;
+	int r;
+
+	r = outbox_add_roster(rc->store, &rc->county_key, rc->cfg->county_id, rc->now_ms,
+	                      DATETIME_SHANGHAI_OFFSET_MIN, 0, &version, err, sizeof(err));
 	if (r < 0)
-		return r;
-	if (changed) {
-		r = sign_entry(rc, s, &entry);
-		if (r == 0)
-			r = store_outbox_add(rc->store, "roster", s->school_id, entry, rc->now_ms);
-		free(entry);
-		if (r < 0)
-			return r;
-	}
-	*ret_changed = changed;
-	return 0;
+		log_error("cannot queue the roster for the region: %s", err);
+	else
+		log_debug("roster version %lld queued for the region", version);
+	return r;
 }
 
 static int ctx_open(struct roster_ctx *rc, struct hub_config *cfg)
@@ -391,6 +342,8 @@ static int roster_add(int argc, char **argv)
 	r = store_begin(rc.store);
 	if (r == 0)
 		r = put_school(&rc, &s, replace, &changed);
+	if (r == 0 && changed)
+		r = queue_roster(&rc);
 	if (r == 0)
 		r = store_commit(rc.store);
 	if (r < 0) {
@@ -687,6 +640,8 @@ static int roster_import(int argc, char **argv)
 		goto out;
 	}
 	r = import_records(&rc, file, text.data ? text.data : "", text.len, &added, &updated);
+	if (r == 0 && added + updated > 0)
+		r = queue_roster(&rc);
 	if (r == 0)
 		r = store_commit(rc.store);
 	if (r < 0) {
@@ -703,45 +658,6 @@ out:
 	buf_release(&text);
 	hub_config_release(&cfg);
 	return ret;
-}
-
-/* Columns a terminal shows for one UTF-8 character starting at s (CJK and full-width
- * forms take two); *ret_len its bytes. */
-static int char_width(const unsigned char *s, size_t *ret_len)
-{
-	unsigned cp;
-	size_t n;
-
-	if (s[0] < 0x80) {
-		*ret_len = 1;
-		return 1;
-	}
-	n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80) {
-			*ret_len = 1;
-			return 1;
-		}
-	cp = n == 2 ? (s[0] & 0x1fu) : n == 3 ? (s[0] & 0x0fu) : (s[0] & 0x07u);
-	for (size_t i = 1; i < n; i++)
-		cp = cp << 6 | (s[i] & 0x3fu);
-	*ret_len = n;
-	if ((cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) ||
-	    (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) ||
-	    (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
-	    (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x20000 && cp <= 0x3fffd))
-		return 2;
-	return 1;
-}
-
-static int text_width(const char *s)
-{
-	int w = 0;
-	size_t n;
-
-	for (const unsigned char *p = (const unsigned char *)s; *p; p += n)
-		w += char_width(p, &n);
-	return w;
 }
 
 struct list_state {
@@ -925,6 +841,8 @@ static int roster_remove(int argc, char **argv)
 		snprintf(s.updated_at, sizeof(s.updated_at), "%s", rc.now);
 		r = put_school(&rc, &s, 1, &changed);
 	}
+	if (r == 0 && changed)
+		r = queue_roster(&rc);
 	if (r == 0)
 		r = store_commit(rc.store);
 	if (r < 0) {

@@ -1,10 +1,15 @@
 /* `county-hub serve`: the HTTP server (libmicrohttpd) and its routes.
  *
+ * Routes: POST /v1/submissions (upload.h), GET /v1/submissions/{id}/receipt,
+ * GET /v1/status and GET /v1/rollups (?form=F&period=P, report.h), GET /healthz,
+ * GET /metrics.
+ *
  * Threads: MHD's pool (epoll, one per CPU unless `threads` says otherwise) runs the access
  * handler, which does the CPU work of an upload (inflate, verify, validate, sign the
  * receipt) with a worker borrowed from a pool; the writer thread (writer.h) stores the
- * uploads in group commits; the watchdog (http.h) cuts off requests that take too long
- * to arrive; the main thread waits for SIGTERM or SIGINT.
+ * uploads in group commits; the forwarder (forward.h, only with a region URL) sends the
+ * outbox to the region; the watchdog (http.h) cuts off requests that take too long to
+ * arrive; the main thread waits for SIGTERM or SIGINT.
  *
  * An upload waits for its commit with its connection suspended (MHD_suspend_connection),
  * so waiting costs no thread: the writer resumes it after the commit and the handler,
@@ -13,7 +18,8 @@
  * read (MHD then closes the connection instead of reading the body).
  *
  * Shutdown on SIGTERM/SIGINT: stop accepting connections, let the writer store everything
- * queued and answer it, wait for requests in progress, stop MHD, close the store, exit 0. */
+ * queued and answer it, wait for requests in progress, stop MHD, stop the forwarder (a
+ * batch in flight stays pending and is sent again next time), close the store, exit 0. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
@@ -26,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <microhttpd.h>
 
 #include "common/calendar.h"
@@ -34,9 +42,12 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/schema.h"
+#include "forward.h"
 #include "http.h"
 #include "hub.h"
 #include "metrics.h"
+#include "outbox.h"
+#include "report.h"
 #include "server.h"
 #include "store.h"
 #include "upload.h"
@@ -51,6 +62,8 @@
 enum route {
 	ROUTE_SUBMIT,
 	ROUTE_RECEIPT,
+	ROUTE_STATUS,
+	ROUTE_ROLLUPS,
 	ROUTE_HEALTH,
 	ROUTE_METRICS,
 	ROUTE_NOT_FOUND,
@@ -156,6 +169,11 @@ static void route(struct request *req, const char *url, const char *method)
 		req->route =
 		        strcmp(method, MHD_HTTP_METHOD_POST) == 0 ? ROUTE_SUBMIT : ROUTE_METHOD;
 		req->allow = "POST";
+	} else if (strcmp(url, "/v1/status") == 0 || strcmp(url, "/v1/rollups") == 0) {
+		req->route = !is_get(method) ? ROUTE_METHOD
+		             : url[4] == 's' ? ROUTE_STATUS
+		                             : ROUTE_ROLLUPS;
+		req->allow = "GET, HEAD";
 	} else if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
 		req->route = !is_get(method) ? ROUTE_METHOD
 		             : url[1] == 'h' ? ROUTE_HEALTH
@@ -250,6 +268,69 @@ static void answer_receipt_get(struct request *req)
 		log_errno(r, "cannot read a receipt");
 		http_reply_text(&req->reply, r == -EBUSY ? 503 : 500, "the store failed\n");
 	}
+}
+
+static void answer_bad_request(struct request *req, const char *message)
+{
+	if (http_reply_error(&req->reply, 400, "bad_request", message, NULL, NULL) < 0)
+		http_reply_text(&req->reply, 400, "bad request\n");
+}
+
+/* GET /v1/status or /v1/rollups?form=F&period=P: computed now, from one snapshot. */
+static void answer_report(struct request *req, int rollup)
+{
+	struct server *srv = req->srv;
+	const char *form = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "form");
+	const char *period =
+	        MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "period");
+	int offset = calendar_utc_offset_min(srv->calendar);
+	int64_t now_ms = clock_now_ms(&srv->clock);
+	struct report report;
+	struct worker *w;
+	cJSON *doc = NULL;
+	char err[ERR_MAX] = "", *text;
+	int r;
+
+	if (!form || !form[0] || !period || !period[0]) {
+		answer_bad_request(req, "give the form and the period: ?form=F&period=P");
+		return;
+	}
+	w = server_worker_get(srv);
+	if (!w) {
+		http_reply_text(&req->reply, 500, "internal error\n");
+		return;
+	}
+	r = store_begin_read(w->reader);
+	if (r == 0)
+		r = report_compute(&srv->src, w->reader, form, period, &report, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "%s", store_errmsg(w->reader));
+	store_rollback(w->reader);
+	server_worker_put(srv, w);
+	if (r == -ENOENT || r == -EINVAL) {
+		answer_bad_request(req, err);
+		return;
+	}
+	if (r < 0) {
+		log_errno(r, "cannot compute the figures of \"%s\" \"%s\": %s", form, period, err);
+		http_reply_text(&req->reply, r == -EBUSY ? 503 : 500, "the store failed\n");
+		if (r == -EBUSY)
+			req->reply.retry_after = 1;
+		return;
+	}
+	r = rollup ? report_rollup_json(&report, srv->cfg->county_id, now_ms, offset, &doc)
+	           : report_status_json(&report, srv->cfg->county_id, now_ms, offset, &doc);
+	report_release(&report);
+	text = r == 0 ? cJSON_PrintUnformatted(doc) : NULL;
+	cJSON_Delete(doc);
+	if (!text) {
+		http_reply_text(&req->reply, 500, "out of memory\n");
+		return;
+	}
+	req->reply.status = 200;
+	req->reply.body = text;
+	req->reply.len = strlen(text);
+	req->reply.content_type = "application/json";
 }
 
 static void answer_metrics(struct request *req)
@@ -372,6 +453,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		case ROUTE_RECEIPT:
 			answer_receipt_get(req);
 			break;
+		case ROUTE_STATUS:
+		case ROUTE_ROLLUPS:
+			answer_report(req, req->route == ROUTE_ROLLUPS);
+			break;
 		case ROUTE_HEALTH:
 			http_reply_text(&req->reply, 200, "ok\n");
 			break;
@@ -461,18 +546,13 @@ static int load_data(struct server *srv)
 
 	if (!hub_schemas_dir(cfg))
 		return -ENOENT;
-	snprintf(path, sizeof(path), "%s/forms", cfg->schemas_dir);
-	r = form_set_load_dir(path, &srv->forms, err, sizeof(err));
+	r = report_source_load(cfg->schemas_dir, &srv->src, err, sizeof(err));
 	if (r < 0) {
-		log_error("cannot load the forms: %s", err);
+		log_error("cannot load the forms and the calendar: %s", err);
 		return r;
 	}
-	snprintf(path, sizeof(path), "%s/campaigns", cfg->schemas_dir);
-	r = calendar_load_dir(path, &srv->calendar, err, sizeof(err));
-	if (r < 0) {
-		log_error("cannot load the calendar: %s", err);
-		return r;
-	}
+	srv->forms = srv->src.forms;
+	srv->calendar = srv->src.calendar;
 	snprintf(path, sizeof(path), "%s/submission.schema.json", cfg->schemas_dir);
 	r = schema_load_file(path, &srv->envelope, err, sizeof(err));
 	if (r < 0) {
@@ -527,6 +607,88 @@ static struct MHD_Daemon *start_daemon(struct server *srv, struct sockaddr_stora
 	                        MHD_OPTION_END);
 }
 
+/* A store written before rosters went out whole (migration 2) has a placeholder where its
+ * first per-school entry was, or, with schools but no roster queued at all, needs one at
+ * the end: queue the roster as it is, so the region can verify the schools' returns. */
+static int ensure_roster(struct server *srv, struct store *store)
+{
+	char err[ERR_MAX] = "";
+	long long schools = 0, version = 0, placeholder = 0;
+	int r;
+
+	r = store_school_count(store, &schools);
+	if (r < 0 || schools == 0)
+		return r;
+	r = store_outbox_placeholder(store, "roster", &placeholder);
+	if (r == 0)
+		r = store_outbox_has_kind(store, "roster");
+	if (r < 0)
+		return r;
+	if (placeholder == 0 && r == 1)
+		return 0;
+	r = store_begin(store);
+	if (r == 0)
+		r = outbox_add_roster(store, &srv->county_key, srv->cfg->county_id,
+		                      clock_now_ms(&srv->clock),
+		                      calendar_utc_offset_min(srv->calendar), placeholder, &version,
+		                      err, sizeof(err));
+	if (r == 0)
+		r = store_commit(store);
+	if (r < 0) {
+		store_rollback(store);
+		return log_errno(r, "cannot queue the roster for the region: %s",
+		                 err[0] ? err : store_errmsg(store));
+	}
+	log_info("queued roster version %lld (%lld schools) for the region", version, schools);
+	return 0;
+}
+
+static int start_forwarder(struct server *srv)
+{
+	const struct hub_config *cfg = srv->cfg;
+	struct forward_options fo;
+	char err[ERR_MAX] = "";
+	int r;
+
+	if (!cfg->region_url || !cfg->region_url[0]) {
+		log_info("no region URL configured: the outbox is kept, not forwarded");
+		return 0;
+	}
+	r = forward_url_check(cfg->region_url, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
+		return r;
+	}
+	fo = (struct forward_options){
+	        .store_path = srv->store_path,
+	        .busy_timeout_ms = (int)cfg->busy_timeout_ms,
+	        .region_url = cfg->region_url,
+	        .county_id = cfg->county_id,
+	        .county_key = &srv->county_key,
+	        .clock = &srv->clock,
+	        .src = &srv->src,
+	        .offset_min = calendar_utc_offset_min(srv->calendar),
+	        .batch_max = (size_t)cfg->forward_batch_max,
+	        .backoff_base_ms = cfg->forward_backoff_base_ms,
+	        .backoff_max_ms = cfg->forward_backoff_max_ms,
+	        .poll_ms = cfg->forward_poll_ms,
+	        .timeout_s = (long)cfg->forward_timeout,
+	};
+	r = forward_start(&fo, &srv->metrics, &srv->forwarder, err, sizeof(err));
+	if (r < 0)
+		return log_errno(r, "cannot start the forwarder: %s", err);
+	log_info("forwarding the outbox to '%s'", cfg->region_url);
+	return 0;
+}
+
+/* Watchdog thread: it cut a connection off. */
+static void on_cut(void *data, int64_t deadline_ms)
+{
+	(void)data;
+	log_info("cut off a connection whose request took over %lld ms to arrive",
+	         (long long)deadline_ms);
+}
+
 static int serve(struct server *srv)
 {
 	const struct hub_config *cfg = srv->cfg;
@@ -552,7 +714,10 @@ static int serve(struct server *srv)
 	r = hub_open_store(cfg, 0, &store);
 	if (r < 0)
 		return r;
+	r = ensure_roster(srv, store);
 	store_close(store);
+	if (r < 0)
+		return r;
 
 	/* every thread started from here on inherits the blocked signals */
 	sigemptyset(&signals);
@@ -561,19 +726,24 @@ static int serve(struct server *srv)
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	r = start_forwarder(srv);
+	if (r < 0)
+		return r;
 	wo = (struct writer_options){
 	        .store_path = srv->store_path,
 	        .busy_timeout_ms = (int)cfg->busy_timeout_ms,
 	        .store_max_bytes = cfg->store_max_bytes,
 	        .group_max = (size_t)cfg->group_max,
 	        .queue_max = (size_t)cfg->queue_max,
+	        .committed = srv->forwarder ? forward_wake : NULL,
+	        .committed_data = srv->forwarder,
 	};
 	r = writer_start(&wo, &srv->metrics, &srv->writer, err, sizeof(err));
 	if (r < 0) {
 		log_error("cannot start the writer: %s", err);
-		return r;
+		goto out;
 	}
-	r = http_watchdog_start(&srv->watchdog, cfg->request_timeout * 1000);
+	r = http_watchdog_start_notify(&srv->watchdog, cfg->request_timeout * 1000, on_cut, NULL);
 	if (r < 0) {
 		log_errno(r, "cannot start the watchdog");
 		goto out;
@@ -611,13 +781,16 @@ out:
 		MHD_stop_daemon(daemon);
 	writer_free(srv->writer);
 	srv->writer = NULL;
+	forward_stop(srv->forwarder);
+	srv->forwarder = NULL;
 	http_watchdog_stop(&srv->watchdog);
 	return r;
 }
 
 int command_serve(int argc, char **argv)
 {
-	static const char synopsis[] = "county-hub serve [--dir DIR] [--listen ADDR:PORT]";
+	static const char synopsis[] =
+	        "county-hub serve [--dir DIR] [--listen ADDR:PORT] [--region URL]";
 	struct config_option table[HUB_OPTIONS_MAX];
 	struct hub_config cfg;
 	struct server srv;
@@ -673,7 +846,13 @@ int command_serve(int argc, char **argv)
 	pthread_mutex_init(&srv.pool_lock, NULL);
 	if (metrics_init(&srv.metrics) < 0)
 		goto out_pool;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("cannot start libcurl");
+		metrics_release(&srv.metrics);
+		goto out_pool;
+	}
 	r = serve(&srv);
+	curl_global_cleanup();
 	ret = r < 0 ? EX_UNAVAILABLE : EX_OK;
 	if (r == 0)
 		log_info("stopped");
@@ -686,8 +865,7 @@ out_pool:
 		worker_free(w);
 	}
 	pthread_mutex_destroy(&srv.pool_lock);
-	form_set_free(srv.forms);
-	calendar_free(srv.calendar);
+	report_source_release(&srv.src);
 	schema_free(srv.envelope);
 	jwk_release(&srv.county_key);
 out:

@@ -1,6 +1,6 @@
 /* The state of `county-hub serve`, shared by its modules: what was loaded at start
  * (read-only afterwards, shared by every thread) and the pieces that have their own
- * locks (writer queue, metrics, worker pool, watchdog). */
+ * locks (writer queue, forwarder, metrics, worker pool, watchdog). */
 #ifndef COUNTY_HUB_SERVER_H
 #define COUNTY_HUB_SERVER_H
 
@@ -15,9 +15,11 @@
 #include "common/macro.h"
 #include "http.h"
 #include "metrics.h"
+#include "report.h"
 
 struct calendar;
 struct form_set;
+struct forwarder;
 struct hub_config;
 struct schema;
 struct store;
@@ -35,13 +37,15 @@ struct worker {
 struct server {
 	const struct hub_config *cfg;
 	struct clock clock;
-	struct calendar *calendar;
-	struct form_set *forms;
+	struct report_source src;  /* owns the forms and the calendar */
+	struct calendar *calendar; /* src.calendar */
+	struct form_set *forms;    /* src.forms */
 	struct schema *envelope;
 	struct jwk county_key;
 	char store_path[4096];
 	char store_dir[4096];
 	struct writer *writer;
+	struct forwarder *forwarder; /* NULL: no region configured */
 	struct metrics metrics;
 	struct http_watchdog watchdog;
 	atomic_int active; /* requests between their first call and their completion */

@@ -65,6 +65,50 @@ static const char *const migrations[] = {
         " granted_at TEXT NOT NULL,"
         " PRIMARY KEY (school_id, form, period)"
         ") STRICT;",
+        /* 2: forwarding. Rosters go out whole and versioned (docs/PROTOCOL.md), so the
+         * per-school entries of version 1 stay as history under another kind, not sent;
+         * roll-ups get strictly increasing computed_at instants per (form, period). The
+         * outbox is rebuilt with AUTOINCREMENT: a pending roll-up that is replaced is
+         * deleted, and its id must never come back for a newer row, or a late
+         * confirmation of the old one would mark the new one sent. */
+        "CREATE TABLE outbox2 ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " kind TEXT NOT NULL,"
+        " ref TEXT NOT NULL,"
+        " body TEXT,"
+        " created_ms INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+        " last_error TEXT,"
+        " done_ms INTEGER"
+        ") STRICT;"
+        /* the first per-school entry becomes a placeholder for the whole roster (body
+         * NULL), which `serve` signs at start: it keeps its place before the returns
+         * that need it */
+        "INSERT INTO outbox2 SELECT id,"
+        " CASE WHEN kind <> 'roster' THEN kind WHEN id = (SELECT min(id) FROM outbox"
+        "  WHERE kind = 'roster') THEN 'roster' ELSE 'roster_entry' END,"
+        " ref, CASE kind WHEN 'roster' THEN NULL ELSE body END,"
+        " created_ms, attempts, next_attempt_ms, last_error,"
+        " CASE WHEN kind <> 'roster' OR id = (SELECT min(id) FROM outbox"
+        "  WHERE kind = 'roster') THEN done_ms ELSE coalesce(done_ms, created_ms) END"
+        " FROM outbox;"
+        "UPDATE outbox2 SET last_error = 'not sent: replaced by whole rosters'"
+        " WHERE kind = 'roster_entry';"
+        "DROP TABLE outbox;"
+        "ALTER TABLE outbox2 RENAME TO outbox;"
+        "CREATE INDEX outbox_pending_id ON outbox (id) WHERE done_ms IS NULL;"
+        "CREATE INDEX outbox_pending_ref ON outbox (kind, ref) WHERE done_ms IS NULL;"
+        "CREATE TABLE counters ("
+        " name TEXT PRIMARY KEY,"
+        " value INTEGER NOT NULL"
+        ") STRICT;"
+        "CREATE TABLE rollup_stamps ("
+        " form TEXT NOT NULL,"
+        " period TEXT NOT NULL,"
+        " computed_ms INTEGER NOT NULL,"
+        " PRIMARY KEY (form, period)"
+        ") STRICT;",
 };
 
 enum stmt_id {
@@ -89,6 +133,21 @@ enum stmt_id {
 	STMT_OUTBOX_ADD,
 	STMT_OUTBOX_DEPTH,
 	STMT_RECEIPT,
+	STMT_BEGIN_READ,
+	STMT_CURRENT_RETURNS,
+	STMT_ROLLUP_UNMARK,
+	STMT_STAMP_GET,
+	STMT_STAMP_PUT,
+	STMT_COUNTER_GET,
+	STMT_COUNTER_PUT,
+	STMT_OUTBOX_HAS_KIND,
+	STMT_SCHOOL_COUNT,
+	STMT_OUTBOX_PENDING,
+	STMT_OUTBOX_SET_BODY,
+	STMT_OUTBOX_DONE,
+	STMT_OUTBOX_FAILED,
+	STMT_OUTBOX_PLACEHOLDER,
+	STMT_OUTBOX_FILL,
 	STMT_COUNT,
 };
 
@@ -135,6 +194,41 @@ static const char *const stmt_sql[STMT_COUNT] = {
                             " VALUES (?1, ?2, ?3, ?4)",
         [STMT_OUTBOX_DEPTH] = "SELECT count(*) FROM outbox WHERE done_ms IS NULL",
         [STMT_RECEIPT] = "SELECT receipt FROM submissions WHERE submission_id = ?1",
+        [STMT_BEGIN_READ] = "BEGIN",
+        /* not superseded; per school the latest received first, with the school's first
+         * receive time of the period (a late correction does not make it late) */
+        [STMT_CURRENT_RETURNS] =
+                "SELECT s.submission_id, s.school_id, s.payload_sha256, s.payload,"
+                " s.received_ms, s.on_time,"
+                " (SELECT min(f.received_ms) FROM submissions f WHERE f.form = s.form"
+                "  AND f.period = s.period AND f.school_id = s.school_id)"
+                " FROM submissions s WHERE s.form = ?1 AND s.period = ?2"
+                " AND NOT EXISTS (SELECT 1 FROM submissions c"
+                "  WHERE c.supersedes = s.submission_id)"
+                " ORDER BY s.school_id, s.received_ms DESC, s.rowid DESC",
+        [STMT_ROLLUP_UNMARK] = "DELETE FROM outbox WHERE kind = 'rollup' AND ref = ?1"
+                               " AND done_ms IS NULL",
+        [STMT_STAMP_GET] = "SELECT computed_ms FROM rollup_stamps WHERE form = ?1 AND period = ?2",
+        [STMT_STAMP_PUT] = "INSERT INTO rollup_stamps (form, period, computed_ms)"
+                           " VALUES (?1, ?2, ?3) ON CONFLICT (form, period)"
+                           " DO UPDATE SET computed_ms = excluded.computed_ms",
+        [STMT_COUNTER_GET] = "SELECT value FROM counters WHERE name = ?1",
+        [STMT_COUNTER_PUT] = "INSERT INTO counters (name, value) VALUES (?1, ?2)"
+                             " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        [STMT_OUTBOX_HAS_KIND] = "SELECT 1 FROM outbox WHERE kind = ?1 LIMIT 1",
+        [STMT_SCHOOL_COUNT] = "SELECT count(*) FROM schools",
+        [STMT_OUTBOX_PENDING] = "SELECT o.id, o.kind, o.ref, o.body, s.jws, s.receipt"
+                                " FROM outbox o LEFT JOIN submissions s"
+                                " ON o.kind = 'submission' AND s.submission_id = o.ref"
+                                " WHERE o.done_ms IS NULL AND o.id > ?1 ORDER BY o.id LIMIT ?2",
+        [STMT_OUTBOX_SET_BODY] = "UPDATE outbox SET body = ?2 WHERE id = ?1 AND done_ms IS NULL",
+        [STMT_OUTBOX_DONE] = "UPDATE outbox SET done_ms = ?2, last_error = ?3"
+                             " WHERE id = ?1 AND done_ms IS NULL",
+        [STMT_OUTBOX_PLACEHOLDER] = "SELECT id FROM outbox WHERE kind = ?1 AND body IS NULL"
+                                    " AND done_ms IS NULL ORDER BY id LIMIT 1",
+        [STMT_OUTBOX_FILL] = "UPDATE outbox SET ref = ?2, body = ?3 WHERE id = ?1",
+        [STMT_OUTBOX_FAILED] = "UPDATE outbox SET attempts = attempts + 1, last_error = ?3"
+                               " WHERE id BETWEEN ?1 AND ?2 AND done_ms IS NULL",
 };
 
 struct store {
@@ -680,4 +774,255 @@ int store_receipt_get(struct store *s, const char *submission_id, char **ret, si
 		r = errno_of(rc) < 0 ? errno_of(rc) : -EIO;
 	sqlite3_reset(st);
 	return r;
+}
+
+int store_begin_read(struct store *s)
+{
+	return run_simple(s, STMT_BEGIN_READ);
+}
+
+int store_current_returns(struct store *s, const char *form, const char *period,
+                          int (*fn)(void *data, const struct store_return *ret), void *data)
+{
+	sqlite3_stmt *st = stmt(s, STMT_CURRENT_RETURNS);
+	struct store_return row;
+	int rc, r = 0;
+
+	if (!st)
+		return prepare_error(s);
+	bind_text(st, 1, form);
+	bind_text(st, 2, period);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&row, 0, sizeof(row));
+		row.submission_id = (const char *)sqlite3_column_text(st, 0);
+		row.school_id = (const char *)sqlite3_column_text(st, 1);
+		row.sha256 = (const char *)sqlite3_column_text(st, 2);
+		row.payload = (const char *)sqlite3_column_text(st, 3);
+		row.payload_len = (size_t)sqlite3_column_bytes(st, 3);
+		row.received_ms = sqlite3_column_int64(st, 4);
+		row.on_time =
+		        sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 5);
+		row.first_ms = sqlite3_column_int64(st, 6);
+		if (!row.submission_id || !row.school_id || !row.sha256 || !row.payload) {
+			r = -ENOMEM;
+			break;
+		}
+		r = fn(data, &row);
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = errno_of(rc) < 0 ? errno_of(rc) : -EIO;
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_approved(struct store *s, const char *form, const char *period)
+{
+	return exists(s, STMT_APPROVED, form, period, NULL);
+}
+
+int store_rollup_mark(struct store *s, const char *form, const char *period, const char *body,
+                      int64_t now_ms)
+{
+	char ref[STORE_REF_MAX];
+	sqlite3_stmt *st;
+	int n, r;
+
+	n = snprintf(ref, sizeof(ref), "%s/%s", form, period);
+	if (n < 0 || (size_t)n >= sizeof(ref))
+		return -EINVAL;
+	st = stmt(s, STMT_ROLLUP_UNMARK);
+	if (!st)
+		return prepare_error(s);
+	bind_text(st, 1, ref);
+	r = step_done(s, st);
+	if (r < 0)
+		return r;
+	return store_outbox_add(s, "rollup", ref, body, now_ms);
+}
+
+/* The single integer of a one-row query bound with up to two texts: 1 and *ret, or 0
+ * when there is no row. */
+static int one_integer(struct store *s, enum stmt_id id, const char *a, const char *b,
+                       long long *ret)
+{
+	sqlite3_stmt *st = stmt(s, id);
+	int rc, r;
+
+	if (!st)
+		return prepare_error(s);
+	if (a)
+		bind_text(st, 1, a);
+	if (b)
+		bind_text(st, 2, b);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret = sqlite3_column_int64(st, 0);
+		r = 1;
+	} else {
+		r = rc == SQLITE_DONE ? 0 : (errno_of(rc) < 0 ? errno_of(rc) : -EIO);
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_rollup_stamp(struct store *s, const char *form, const char *period, int64_t now_ms,
+                       int64_t *ret_ms)
+{
+	sqlite3_stmt *st;
+	long long last = 0;
+	int64_t stamp = now_ms;
+	int r;
+
+	r = one_integer(s, STMT_STAMP_GET, form, period, &last);
+	if (r < 0)
+		return r;
+	if (r == 1 && stamp <= last)
+		stamp = last + 1;
+	st = stmt(s, STMT_STAMP_PUT);
+	if (!st)
+		return prepare_error(s);
+	bind_text(st, 1, form);
+	bind_text(st, 2, period);
+	sqlite3_bind_int64(st, 3, stamp);
+	r = step_done(s, st);
+	if (r < 0)
+		return r;
+	*ret_ms = stamp;
+	return 0;
+}
+
+int store_counter_next(struct store *s, const char *name, long long *ret)
+{
+	sqlite3_stmt *st;
+	long long value = 0;
+	int r;
+
+	r = one_integer(s, STMT_COUNTER_GET, name, NULL, &value);
+	if (r < 0)
+		return r;
+	st = stmt(s, STMT_COUNTER_PUT);
+	if (!st)
+		return prepare_error(s);
+	bind_text(st, 1, name);
+	sqlite3_bind_int64(st, 2, value + 1);
+	r = step_done(s, st);
+	if (r < 0)
+		return r;
+	*ret = value + 1;
+	return 0;
+}
+
+int store_outbox_has_kind(struct store *s, const char *kind)
+{
+	long long one;
+
+	return one_integer(s, STMT_OUTBOX_HAS_KIND, kind, NULL, &one);
+}
+
+int store_school_count(struct store *s, long long *ret)
+{
+	long long n = 0;
+	int r = one_integer(s, STMT_SCHOOL_COUNT, NULL, NULL, &n);
+
+	if (r < 0)
+		return r;
+	*ret = n;
+	return 0;
+}
+
+int store_outbox_pending(struct store *s, long long after_id, size_t limit,
+                         int (*fn)(void *data, const struct store_outbox_row *row), void *data)
+{
+	sqlite3_stmt *st = stmt(s, STMT_OUTBOX_PENDING);
+	struct store_outbox_row row;
+	int rc, r = 0;
+
+	if (!st)
+		return prepare_error(s);
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&row, 0, sizeof(row));
+		row.id = sqlite3_column_int64(st, 0);
+		row.kind = (const char *)sqlite3_column_text(st, 1);
+		row.ref = (const char *)sqlite3_column_text(st, 2);
+		row.body = (const char *)sqlite3_column_text(st, 3);
+		row.body_len = (size_t)sqlite3_column_bytes(st, 3);
+		row.jws = (const char *)sqlite3_column_text(st, 4);
+		row.jws_len = (size_t)sqlite3_column_bytes(st, 4);
+		row.receipt = (const char *)sqlite3_column_text(st, 5);
+		row.receipt_len = (size_t)sqlite3_column_bytes(st, 5);
+		if (!row.kind || !row.ref) {
+			r = -ENOMEM;
+			break;
+		}
+		r = fn(data, &row);
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = errno_of(rc) < 0 ? errno_of(rc) : -EIO;
+	sqlite3_reset(st);
+	return r < 0 ? r : 0;
+}
+
+int store_outbox_set_body(struct store *s, long long id, const char *body)
+{
+	sqlite3_stmt *st = stmt(s, STMT_OUTBOX_SET_BODY);
+	int r;
+
+	if (!st)
+		return prepare_error(s);
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, body);
+	r = step_done(s, st);
+	return r < 0 ? r : sqlite3_changes(s->db) > 0;
+}
+
+int store_outbox_done(struct store *s, long long id, int64_t now_ms, const char *note)
+{
+	sqlite3_stmt *st = stmt(s, STMT_OUTBOX_DONE);
+
+	if (!st)
+		return prepare_error(s);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	bind_text(st, 3, note);
+	return step_done(s, st);
+}
+
+int store_outbox_failed(struct store *s, long long first_id, long long last_id, const char *error)
+{
+	sqlite3_stmt *st = stmt(s, STMT_OUTBOX_FAILED);
+
+	if (!st)
+		return prepare_error(s);
+	sqlite3_bind_int64(st, 1, first_id);
+	sqlite3_bind_int64(st, 2, last_id);
+	bind_text(st, 3, error);
+	return step_done(s, st);
+}
+
+int store_outbox_placeholder(struct store *s, const char *kind, long long *ret_id)
+{
+	long long id = 0;
+	int r = one_integer(s, STMT_OUTBOX_PLACEHOLDER, kind, NULL, &id);
+
+	if (r == 1)
+		*ret_id = id;
+	return r;
+}
+
+int store_outbox_fill(struct store *s, long long id, const char *ref, const char *body)
+{
+	sqlite3_stmt *st = stmt(s, STMT_OUTBOX_FILL);
+
+	if (!st)
+		return prepare_error(s);
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, ref);
+	bind_text(st, 3, body);
+	return step_done(s, st);
 }

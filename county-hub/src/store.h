@@ -1,7 +1,7 @@
 /* The hub's durable store: one SQLite file (DIR/hub.sqlite) in WAL mode with
  * synchronous=FULL, so a transaction is on disk when its COMMIT returns.
  *
- * Tables (migration 1; PRAGMA user_version counts the migrations applied):
+ * Tables (migrations 1 and 2; PRAGMA user_version counts the migrations applied):
  *   schools          the roster, the denominator of every completeness figure: school_id,
  *                    name, type, opened_on (first open day, NULL: open before the
  *                    campaign), closed_from (first closed day, NULL: open; the school's
@@ -13,10 +13,21 @@
  *                    (the hub's clock), on_time (1, 0, NULL: no deadline), the receipt.
  *                    Rows are never updated or deleted; a correction is a new row whose
  *                    supersedes names the earlier one.
- *   outbox           what must reach the region, written in the transaction of the change
- *                    it reports: kind 'submission' (ref: submission_id; body NULL: the
- *                    row's jws is forwarded untouched) or 'roster' (ref: school_id; body:
- *                    a JWS signed by the county). done_ms is set once the region confirmed.
+ *   outbox           what must reach the region, in order, written in the transaction of
+ *                    the change it reports: kind 'submission' (ref: submission_id; body
+ *                    NULL: the row's jws is forwarded untouched), 'roster' (ref: the
+ *                    version; body: the whole roster signed by the county) or 'rollup'
+ *                    (ref: "form/period"; body: the county-signed roll-up, or NULL until
+ *                    the forwarder computes it: at most one is pending per (form, period),
+ *                    and a change deletes it and queues a new one behind the submissions
+ *                    it covers; ids are AUTOINCREMENT, never reused). done_ms is set once
+ *                    the region confirmed (last_error then holds a rejection's reason);
+ *                    'roster_entry' rows (version 1's per-school entries) are history,
+ *                    marked done without being sent; the first of them became a 'roster'
+ *                    placeholder without a body, which `serve` fills at start.
+ *   counters         named integers (the roster version).
+ *   rollup_stamps    the last computed_at of each (form, period), so that each roll-up
+ *                    gets a later one even under a fixed RETURNS_CLOCK.
  *   approvals        (form, period) the county approved: locked, final.
  *   lock_exceptions  (school_id, form, period) that may still submit despite a lock.
  *
@@ -34,10 +45,11 @@
 
 struct store;
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_NAME_MAX 255 /* bytes of a school's name */
 #define STORE_TYPE_MAX 32  /* bytes of a school's type */
 #define STORE_DATE_LEN 10  /* YYYY-MM-DD */
+#define STORE_REF_MAX 128  /* bytes of an outbox ref, with the NUL */
 
 enum store_open_flags {
 	STORE_CREATE = 1,    /* create the file if missing (init) */
@@ -60,8 +72,10 @@ const char *store_errmsg(const struct store *s);
 int store_set_max_bytes(struct store *s, long long max_bytes) WUR;
 
 /* Transactions: BEGIN IMMEDIATE (takes the write lock now, or -EBUSY), COMMIT,
- * ROLLBACK (harmless when none is open), and savepoints inside one. */
+ * ROLLBACK (harmless when none is open), and savepoints inside one. store_begin_read
+ * opens a deferred transaction: every read until store_commit sees one snapshot. */
 int store_begin(struct store *s) WUR;
+int store_begin_read(struct store *s) WUR;
 int store_commit(struct store *s) WUR;
 void store_rollback(struct store *s);
 int store_savepoint(struct store *s) WUR;
@@ -145,5 +159,71 @@ int store_outbox_depth(struct store *s, long long *ret) WUR;
 
 /* The receipt stored with submission_id; caller frees *ret with free(). -ENOENT. */
 int store_receipt_get(struct store *s, const char *submission_id, char **ret, size_t *ret_len) WUR;
+
+/* How many schools the roster holds. */
+int store_school_count(struct store *s, long long *ret) WUR;
+
+/* One return of a (form, period) that no stored return supersedes. Strings are borrowed
+ * for the callback only. */
+struct store_return {
+	const char *submission_id, *school_id;
+	const char *sha256;  /* of the payload */
+	const char *payload; /* the payload bytes as signed (JSON text) */
+	size_t payload_len;
+	int64_t received_ms;
+	int on_time;      /* the receipt's verdict: 1, 0, -1 (none) */
+	int64_t first_ms; /* the school's first return of the (form, period), superseded or not */
+};
+/* Calls fn for every return of (form, period) not superseded by a stored one, ordered by
+ * school, then latest received first. Stops at fn's first negative return and returns
+ * it. */
+int store_current_returns(struct store *s, const char *form, const char *period,
+                          int (*fn)(void *data, const struct store_return *ret), void *data) WUR;
+/* 1 when the county approved (form, period), 0 when not. */
+int store_approved(struct store *s, const char *form, const char *period) WUR;
+
+/* Replaces the pending roll-up of (form, period) by a new outbox row at the end of the
+ * queue: body is the county-signed roll-up, or NULL for the forwarder to compute when it
+ * sends it. Call inside the transaction of the change. */
+int store_rollup_mark(struct store *s, const char *form, const char *period, const char *body,
+                      int64_t now_ms) WUR;
+/* The computed_at instant of a new roll-up of (form, period): now_ms, or 1 ms after the
+ * last one when that is not earlier. Records it; call inside a write transaction. */
+int store_rollup_stamp(struct store *s, const char *form, const char *period, int64_t now_ms,
+                       int64_t *ret_ms) WUR;
+/* Adds one to the counter name (0 when new) and returns the new value. Inside a write
+ * transaction. */
+int store_counter_next(struct store *s, const char *name, long long *ret) WUR;
+/* 1 when the outbox ever held a row of kind, else 0. */
+int store_outbox_has_kind(struct store *s, const char *kind) WUR;
+
+/* One pending outbox row; strings borrowed for the callback only. */
+struct store_outbox_row {
+	long long id;
+	const char *kind, *ref;
+	const char *body; /* NULL: none */
+	size_t body_len;
+	const char *jws; /* kind 'submission': the school's JWS as received, and the receipt */
+	size_t jws_len;
+	const char *receipt;
+	size_t receipt_len;
+};
+/* Calls fn for the pending rows with an id above after_id, in id order, at most limit of
+ * them. fn returns 0 to go on, 1 to stop there, or a negative errno, which is returned. */
+int store_outbox_pending(struct store *s, long long after_id, size_t limit,
+                         int (*fn)(void *data, const struct store_outbox_row *row), void *data) WUR;
+/* Sets the body of a pending row: 1, or 0 when it is no longer pending. */
+int store_outbox_set_body(struct store *s, long long id, const char *body) WUR;
+/* Marks a row confirmed by the region at now_ms; note (may be NULL) goes to last_error
+ * (e.g. why the region rejected it). */
+int store_outbox_done(struct store *s, long long id, int64_t now_ms, const char *note) WUR;
+/* The oldest pending row of kind without a body (migration 2 leaves one for the roster):
+ * 1 and *ret_id, or 0 when there is none. */
+int store_outbox_placeholder(struct store *s, const char *kind, long long *ret_id) WUR;
+/* Sets the ref and body of row id. */
+int store_outbox_fill(struct store *s, long long id, const char *ref, const char *body) WUR;
+/* Counts a failed attempt on the pending rows with ids first_id..last_id. */
+int store_outbox_failed(struct store *s, long long first_id, long long last_id,
+                        const char *error) WUR;
 
 #endif

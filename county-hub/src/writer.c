@@ -115,6 +115,30 @@ static int store_job(struct writer *w, struct writer_job *job)
 	return 0;
 }
 
+/* Moves the pending roll-up of each (form, period) the group stored a return of behind
+ * those returns, for the forwarder to compute when it sends it (store_rollup_mark). */
+static int mark_rollups(struct writer *w, struct writer_job *group)
+{
+	struct writer_job *job, *seen;
+	int r;
+
+	for (job = group; job; job = job->next) {
+		if (job->status != 201)
+			continue;
+		for (seen = group; seen != job; seen = seen->next)
+			if (seen->status == 201 && strcmp(seen->sub.form, job->sub.form) == 0 &&
+			    strcmp(seen->sub.period, job->sub.period) == 0)
+				break;
+		if (seen != job)
+			continue;
+		r = store_rollup_mark(w->store, job->sub.form, job->sub.period, NULL,
+		                      job->sub.received_ms);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static void run_group(struct writer *w, struct writer_job *group, size_t count)
 {
 	struct writer_job *job, *next;
@@ -126,6 +150,8 @@ static void run_group(struct writer *w, struct writer_job *group, size_t count)
 	for (job = group; r == 0 && job; job = job->next)
 		r = store_job(w, job);
 	if (r == 0)
+		r = mark_rollups(w, group);
+	if (r == 0)
 		r = store_commit(w->store);
 	if (r < 0) {
 		log_warning("group of %zu uploads not stored: %s", count, store_errmsg(w->store));
@@ -133,6 +159,8 @@ static void run_group(struct writer *w, struct writer_job *group, size_t count)
 		group_status(r, &status, &message);
 	} else {
 		metrics_commit(w->metrics, monotonic_seconds() - t0, count);
+		if (w->o.committed)
+			w->o.committed(w->o.committed_data);
 	}
 	for (job = group; job; job = next) {
 		next = job->next;
@@ -154,6 +182,7 @@ static void *writer_main(void *data)
 	struct writer_job *group, *last;
 	size_t count;
 
+	pthread_setname_np(pthread_self(), "hub-writer");
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (!w->head && !(w->stopping && w->reserved == 0))

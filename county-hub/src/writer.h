@@ -1,10 +1,12 @@
-/* The group-commit writer (DESIGN section 8): one thread owns the store's only write
- * connection in `serve`. Request handlers hand it verified uploads; it takes everything
+/* The group-commit writer (DESIGN section 8): one thread owns the store's write
+ * connection for uploads in `serve` (the forwarder has its own, for short transactions
+ * that mark rows sent). Request handlers hand it verified uploads; it takes everything
  * queued (up to group_max) into one transaction, decides what only the store can decide
  * (a duplicate or conflicting submission_id, an approval lock that arrived meanwhile, the
  * submission a correction supersedes), inserts each accepted upload with its outbox row,
- * commits (synchronous=FULL: durable when COMMIT returns), and only then reports each
- * upload's outcome. Nothing is reported as stored before its commit.
+ * moves the pending roll-up of each (form, period) it stored a return of behind them
+ * (store_rollup_mark), commits (synchronous=FULL: durable when COMMIT returns), and only
+ * then reports each upload's outcome. Nothing is reported as stored before its commit.
  *
  * A handler first reserves a place (writer_reserve: -EAGAIN when queue_max uploads are
  * waiting, -ESHUTDOWN once the writer stops), then submits its job, which the writer
@@ -42,6 +44,10 @@ struct writer_options {
 	long long store_max_bytes; /* 0: no cap */
 	size_t group_max;
 	size_t queue_max;
+	/* called on the writer thread after each durable commit (may be NULL): wakes the
+	 * forwarder */
+	void (*committed)(void *data);
+	void *committed_data;
 };
 
 /* Opens the write connection and starts the thread. err says what failed. Stop and free

@@ -64,7 +64,7 @@ def test_init_makes_config_keys_and_store(tmp_path):
     config = json.loads((h.dir / "hub.json").read_text())
     assert config == {"county_id": COUNTY_ID, "listen": "127.0.0.1:8401",
                       "region_url": "http://127.0.0.1:9/"}
-    assert h.query("PRAGMA user_version") == [(1,)]
+    assert h.query("PRAGMA user_version") == [(2,)]
     assert h.query("PRAGMA journal_mode") == [("wal",)]
 
     # a second init never replaces the key schools trust
@@ -119,16 +119,30 @@ def test_roster_add_list_remove(hub, tmp_path):
     hub.cmd("roster remove", "--school-id", OTHER_SCHOOL, "--on", "2024-06-01")
     listed = json.loads(hub.cmd("roster list", "--json").stdout)
     assert listed[1]["closed_from"] == "2024-06-01"  # stays in the history
-    # every roster change is in the outbox, signed by the county
+    # every roster change queues the whole roster, versioned and signed by the county
+    # (docs/PROTOCOL.md): the fixture's add, this add, the removal
     rows = hub.query("SELECT ref, body FROM outbox WHERE kind = 'roster' ORDER BY id")
-    assert [r[0] for r in rows] == [SCHOOL_ID, OTHER_SCHOOL, OTHER_SCHOOL]
+    assert [r[0] for r in rows] == ["1", "2", "3"]
     from jwcrypto import jws
     token = jws.JWS()
     token.deserialize(rows[-1][1])
     token.verify(hub.county_public_key())
-    entry = json.loads(token.payload)
-    assert entry["closed_from"] == "2024-06-01" and entry["key"]["kid"] == OTHER_SCHOOL
-    assert entry["county_id"] == COUNTY_ID
+    assert token.jose_header == {"alg": "EdDSA", "kid": COUNTY_ID}
+    roster = json.loads(token.payload)
+    assert set(roster) == {"type", "county_id", "version", "issued_at", "schools"}
+    assert (roster["type"], roster["county_id"], roster["version"]) == ("roster", COUNTY_ID, 3)
+    schools = {s["school_id"]: s for s in roster["schools"]}
+    assert set(schools) == {SCHOOL_ID, OTHER_SCHOOL}
+    other = schools[OTHER_SCHOOL]
+    assert set(other) == {"school_id", "name", "type", "opened", "closed", "key"}
+    # "closed" is the last open day: the day before the first closed day
+    assert (other["name"], other["type"], other["opened"], other["closed"]) == (
+        "第二中学", "senior", "2024-03-01", "2024-05-31")
+    assert other["key"]["kid"] == OTHER_SCHOOL and "d" not in other["key"]
+    assert jwk.JWK(**other["key"]).thumbprint() == nokid.thumbprint()
+    first = schools[SCHOOL_ID]
+    assert (first["type"], first["opened"], first["closed"]) == (None, None, None)
+    assert jwk.JWK(**first["key"]).thumbprint() == hub.keys[SCHOOL_ID].thumbprint()
 
 
 def test_roster_import(hub, tmp_path):
@@ -143,7 +157,8 @@ def test_roster_import(hub, tmp_path):
     assert b"2 schools added, 0 updated" in proc.stderr, proc.stderr
     proc = hub.cmd("roster import", tmp_path / "good.csv")  # again: nothing changes
     assert b"0 schools added, 0 updated" in proc.stderr, proc.stderr
-    assert hub.query("SELECT count(*) FROM outbox WHERE kind = 'roster'") == [(3,)]
+    # one whole roster per import that changed something (and one for the fixture's add)
+    assert hub.query("SELECT count(*) FROM outbox WHERE kind = 'roster'") == [(2,)]
     listed = {s["school_id"]: s for s in json.loads(hub.cmd("roster list", "--json").stdout)}
     assert listed["2165000201"]["name"] == "第一小学"
     assert listed["2165000202"]["name"] == "Second, School"
@@ -573,7 +588,8 @@ def test_metrics_and_health(hub):
     text = hub.get("/metrics").body.decode()
     for name in ("county_hub_accepted_total 1", "county_hub_store_commit_seconds_count 1",
                  "county_hub_commit_group_size_sum 1", "county_hub_queue_depth 0",
-                 "county_hub_outbox_depth 2",  # the school's roster entry and the upload
+                 # the roster, the upload, and the roll-up of its (form, period)
+                 "county_hub_outbox_depth 3",
                  'county_hub_rejected_total{reason="conflict"} 0'):
         assert name in text, text
 
