@@ -62,18 +62,18 @@ static char *make_payload(const struct clock *c)
 	if (ids_uuid7(c, id) < 0)
 		return NULL;
 	if (buf_printf(&text,
-		       "{\"form\":\"incident\",\"form_version\":1,\"submission_id\":\"%s\","
-		       "\"school_id\":\"" SCHOOL_ID "\",\"county_id\":\"" COUNTY_ID "\","
-		       "\"period\":\"2024-05\",\"created_at\":\"2024-05-03T09:12:00+08:00\","
-		       "\"supersedes\":null,\"data\":{\"incident_ref\":\"2024-017\","
-		       "\"occurred_on\":\"2024-05-02\",\"discovered_on\":\"2024-05-02\","
-		       "\"reported_on\":\"2024-05-03\",\"level\":2,\"types\":[\"physical\","
-		       "\"verbal\"],\"setting\":\"dormitory\",\"grade_band\":\"junior\","
-		       "\"victims\":{\"female\":0,\"male\":1},\"perpetrators\":{\"female\":0,"
-		       "\"male\":2},\"measures\":[\"education\",\"discipline\"],"
-		       "\"parents_notified\":true,\"psychological_support\":true,"
-		       "\"status\":\"open\",\"closed_on\":null,\"summary\":\"",
-		       id) < 0)
+	               "{\"form\":\"incident\",\"form_version\":1,\"submission_id\":\"%s\","
+	               "\"school_id\":\"" SCHOOL_ID "\",\"county_id\":\"" COUNTY_ID "\","
+	               "\"period\":\"2024-05\",\"created_at\":\"2024-05-03T09:12:00+08:00\","
+	               "\"supersedes\":null,\"data\":{\"incident_ref\":\"2024-017\","
+	               "\"occurred_on\":\"2024-05-02\",\"discovered_on\":\"2024-05-02\","
+	               "\"reported_on\":\"2024-05-03\",\"level\":2,\"types\":[\"physical\","
+	               "\"verbal\"],\"setting\":\"dormitory\",\"grade_band\":\"junior\","
+	               "\"victims\":{\"female\":0,\"male\":1},\"perpetrators\":{\"female\":0,"
+	               "\"male\":2},\"measures\":[\"education\",\"discipline\"],"
+	               "\"parents_notified\":true,\"psychological_support\":true,"
+	               "\"status\":\"open\",\"closed_on\":null,\"summary\":\"",
+	               id) < 0)
 		goto fail;
 	/* 486 characters of Chinese text, near the form's maximum of 500 */
 	for (int i = 0; i < 18; i++)
@@ -120,9 +120,8 @@ int main(int argc, char **argv)
 	if (jwk_generate(&key.key, SCHOOL_ID, err, sizeof(err)) < 0)
 		return 1;
 	payload = make_payload(&c);
-	if (!payload ||
-	    jws_sign(&key.key, SCHOOL_ID, payload, strlen(payload), &jws_text, &jws_len, err,
-		     sizeof(err)) < 0) {
+	if (!payload || jws_sign(&key.key, SCHOOL_ID, payload, strlen(payload), &jws_text, &jws_len,
+	                         err, sizeof(err)) < 0) {
 		fprintf(stderr, "accept_path: cannot sign: %s\n", err);
 		return 1;
 	}
@@ -145,8 +144,8 @@ int main(int argc, char **argv)
 	t0 = bench_now_seconds();
 	for (long i = 0; i < iterations; i++)
 		if (crypto_sign_verify_detached(parsed.signature,
-						(const unsigned char *)parsed.signing_input,
-						parsed.signing_input_len, key.key.public_key) != 0)
+		                                (const unsigned char *)parsed.signing_input,
+		                                parsed.signing_input_len, key.key.public_key) != 0)
 			return 1;
 	bare_s = bench_now_seconds() - t0;
 
@@ -161,8 +160,8 @@ int main(int argc, char **argv)
 	bare_rate = (double)iterations / bare_s;
 	full_rate = (double)iterations / full_s;
 	ratio = full_s / bare_s;
-	printf("accept_path: return %zu bytes signed, %zu bytes gzipped, %ld iterations\n",
-	       jws_len, wire.len, iterations);
+	printf("accept_path: return %zu bytes signed, %zu bytes gzipped, %ld iterations\n", jws_len,
+	       wire.len, iterations);
 	printf("  bare Ed25519 verify   %10.0f /s\n", bare_rate);
 	printf("  full accept path      %10.0f /s\n", full_rate);
 	printf("  cost ratio (full/bare) %9.2f   target <= 2.00: %s\n", ratio,
@@ -172,13 +171,13 @@ int main(int argc, char **argv)
 	out = fopen(path, "w");
 	if (out) {
 		fprintf(out,
-			"{\"benchmark\":\"accept_path\",\"return_bytes\":%zu,\"gzip_bytes\":%zu,"
-			"\"iterations\":%ld,\"figure\":\"full accept path per second\","
-			"\"value\":%.0f,\"baseline\":\"bare Ed25519 verify per second\","
-			"\"baseline_value\":%.0f,\"ratio\":%.3f,\"ratio_meaning\":"
-			"\"full cost / bare cost\",\"target\":\"ratio <= 2\",\"met\":%s}\n",
-			jws_len, wire.len, iterations, full_rate, bare_rate, ratio,
-			ratio <= 2.0 ? "true" : "false");
+		        "{\"benchmark\":\"accept_path\",\"return_bytes\":%zu,\"gzip_bytes\":%zu,"
+		        "\"iterations\":%ld,\"figure\":\"full accept path per second\","
+		        "\"value\":%.0f,\"baseline\":\"bare Ed25519 verify per second\","
+		        "\"baseline_value\":%.0f,\"ratio\":%.3f,\"ratio_meaning\":"
+		        "\"full cost / bare cost\",\"target\":\"ratio <= 2\",\"met\":%s}\n",
+		        jws_len, wire.len, iterations, full_rate, bare_rate, ratio,
+		        ratio <= 2.0 ? "true" : "false");
 		fclose(out);
 	}
 

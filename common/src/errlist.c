@@ -45,7 +45,7 @@ static char *copy_bounded(const char *s, size_t max)
 }
 
 int errlist_add(struct errlist *l, enum errlist_severity severity, const char *pointer,
-		const char *keyword, const char *fmt, ...)
+                const char *keyword, const char *fmt, ...)
 {
 	struct errlist_entry *e;
 	char message[ERRLIST_MESSAGE_MAX + 3]; /* 3 bytes to see past the cut */
@@ -124,8 +124,8 @@ int errlist_format(const struct errlist *l, const char *prefix, struct buf *out)
 		const struct errlist_entry *e = &l->entries[i];
 
 		r = buf_printf(out, "%s%s%s: %s (%s)\n", prefix ? prefix : "",
-			       e->severity == ERRLIST_WARNING ? "warning: " : "",
-			       e->pointer[0] ? e->pointer : "(document)", e->message, e->keyword);
+		               e->severity == ERRLIST_WARNING ? "warning: " : "",
+		               e->pointer[0] ? e->pointer : "(document)", e->message, e->keyword);
 		if (r < 0)
 			return r;
 	}

@@ -60,8 +60,10 @@ int form_load_file(const char *path, struct form *ret, char *err, size_t errlen)
 
 	r = form_id_from_path(path, f.id);
 	if (r < 0) {
-		snprintf(err, errlen, "%s: a form file is named <id>.schema.json, <id> being "
-			 "[a-z][a-z0-9_]* of at most %d characters", path, FORM_ID_MAX);
+		snprintf(err, errlen,
+		         "%s: a form file is named <id>.schema.json, <id> being "
+		         "[a-z][a-z0-9_]* of at most %d characters",
+		         path, FORM_ID_MAX);
 		return r;
 	}
 	r = schema_load_file(path, &f.schema, err, errlen);
@@ -83,7 +85,7 @@ int form_load_file(const char *path, struct form *ret, char *err, size_t errlen)
 	}
 	f.version = (int)version->valuedouble;
 	r = rules_compile(cJSON_GetObjectItemCaseSensitive(root, "x-rules"), why, sizeof(why),
-			  &f.rules);
+	                  &f.rules);
 	if (r < 0) {
 		snprintf(err, errlen, "%s: x-rules: %s", path, why);
 		goto fail;

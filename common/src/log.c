@@ -18,10 +18,10 @@ static enum log_level log_level = LOG_LEVEL_INFO;
 static const struct clock *log_clock;
 
 static const char *const level_names[] = {
-	[LOG_LEVEL_ERROR] = "error",
-	[LOG_LEVEL_WARNING] = "warning",
-	[LOG_LEVEL_INFO] = "info",
-	[LOG_LEVEL_DEBUG] = "debug",
+        [LOG_LEVEL_ERROR] = "error",
+        [LOG_LEVEL_WARNING] = "warning",
+        [LOG_LEVEL_INFO] = "info",
+        [LOG_LEVEL_DEBUG] = "debug",
 };
 
 void log_setup(const char *program, enum log_level level, const struct clock *clock)
@@ -65,7 +65,7 @@ static void log_write(enum log_level level, int err, const char *fmt, va_list ap
 	}
 	datetime_format_rfc3339(clock_now_ms(c), DATETIME_SHANGHAI_OFFSET_MIN, stamp);
 	k = snprintf(line, sizeof(line), "%s %s[%ld] %s: ", stamp, log_program, (long)getpid(),
-		     level_names[level]);
+	             level_names[level]);
 	n = k < 0 ? 0 : (size_t)k;
 	if (n < sizeof(line)) {
 		k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);

@@ -10,10 +10,10 @@
 #include "common/macro.h"
 
 struct buf {
-	char *data;	/* NULL until the first append */
-	size_t len;	/* bytes used, without the terminating NUL */
-	size_t alloc;	/* bytes allocated */
-	size_t max;	/* len may never exceed this */
+	char *data;   /* NULL until the first append */
+	size_t len;   /* bytes used, without the terminating NUL */
+	size_t alloc; /* bytes allocated */
+	size_t max;   /* len may never exceed this */
 };
 
 /* An empty buffer that refuses to grow past max bytes (at most SIZE_MAX / 4). Allocates

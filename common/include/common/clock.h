@@ -17,8 +17,8 @@
 struct clock {
 	int64_t start_ms;      /* the clock's reading at init */
 	int64_t real_start_ns; /* CLOCK_MONOTONIC at init */
-	double factor;	       /* 0: fixed; 1: real speed */
-	int is_real;	       /* follow CLOCK_REALTIME */
+	double factor;         /* 0: fixed; 1: real speed */
+	int is_real;           /* follow CLOCK_REALTIME */
 };
 
 /* Reads spec (the value of RETURNS_CLOCK; NULL or "" means the real clock).

@@ -44,10 +44,10 @@ struct csv_limits {
 /* One record, borrowed from the reader until its next csv_read() or release. The caller
  * may change the bytes of a field in place (e.g. trim it) within its length. */
 struct csv_record {
-	size_t line;               /* physical line the record starts on, from 1 */
-	size_t count;              /* fields, at least 1 ("" is a record of one empty field) */
-	char *const *fields;       /* NUL-terminated UTF-8, without their quotes */
-	const size_t *lengths;     /* bytes of each field */
+	size_t line;           /* physical line the record starts on, from 1 */
+	size_t count;          /* fields, at least 1 ("" is a record of one empty field) */
+	char *const *fields;   /* NUL-terminated UTF-8, without their quotes */
+	const size_t *lengths; /* bytes of each field */
 };
 
 struct csv_reader {
@@ -58,10 +58,10 @@ struct csv_reader {
 	size_t records;    /* records returned so far */
 	int failed;        /* an error was returned: every later call fails the same way */
 	struct csv_limits limits;
-	struct buf *data;    /* the current record's fields, each followed by a NUL */
-	size_t *offsets;     /* max_fields offsets into data */
-	size_t *lengths;     /* max_fields lengths */
-	char **fields;       /* max_fields pointers into data */
+	struct buf *data; /* the current record's fields, each followed by a NUL */
+	size_t *offsets;  /* max_fields offsets into data */
+	size_t *lengths;  /* max_fields lengths */
+	char **fields;    /* max_fields pointers into data */
 };
 
 /* Converts len bytes of a file in encoding enc (CSV_ENCODING_AUTO: guess as described

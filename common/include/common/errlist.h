@@ -28,9 +28,9 @@ struct errlist_entry {
 
 struct errlist {
 	struct errlist_entry *entries;
-	size_t count;	   /* entries held */
-	size_t errors;	   /* errors found, held or not */
-	size_t warnings;   /* warnings found, held or not */
+	size_t count;    /* entries held */
+	size_t errors;   /* errors found, held or not */
+	size_t warnings; /* warnings found, held or not */
 };
 
 void errlist_init(struct errlist *l);
@@ -40,7 +40,7 @@ void errlist_release(struct errlist *l);
 /* Adds one problem; copies every string. Returns 0 (also when the entry was only counted
  * because the list is full) or -ENOMEM. */
 int errlist_add(struct errlist *l, enum errlist_severity severity, const char *pointer,
-		const char *keyword, const char *fmt, ...) PRINTF_LIKE(5, 6) WUR;
+                const char *keyword, const char *fmt, ...) PRINTF_LIKE(5, 6) WUR;
 
 /* Puts prefix (a JSON Pointer, e.g. "/data") in front of the pointer of every entry from
  * index first on, for problems found in a part of a larger document. 0 or -ENOMEM. */

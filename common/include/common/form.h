@@ -20,7 +20,7 @@ struct schema;
 
 struct form {
 	char id[FORM_ID_MAX + 1]; /* the file name stem, equal to the schema's x-form */
-	int version;		  /* x-form-version */
+	int version;              /* x-form-version */
 	struct schema *schema;
 	struct rules *rules;
 };

@@ -25,10 +25,10 @@ struct schema;
 
 enum submission_verdict {
 	SUBMISSION_ACCEPTABLE,
-	SUBMISSION_MALFORMED,	    /* HTTP 400 */
+	SUBMISSION_MALFORMED,       /* HTTP 400 */
 	SUBMISSION_UNAUTHENTICATED, /* HTTP 401 */
-	SUBMISSION_FORBIDDEN,	    /* HTTP 403 */
-	SUBMISSION_INVALID,	    /* HTTP 422, details in the errlist */
+	SUBMISSION_FORBIDDEN,       /* HTTP 403 */
+	SUBMISSION_INVALID,         /* HTTP 422, details in the errlist */
 };
 
 struct submission_context {
@@ -39,7 +39,7 @@ struct submission_context {
 	 * not allowed to submit (e.g. a closed school); err says why. Any other negative
 	 * errno (the roster could not be read) is returned by submission_check. */
 	int (*lookup_key)(void *lookup_data, const char *kid, struct jwk *ret_key, char *err,
-			  size_t errlen);
+	                  size_t errlen);
 	void *lookup_data;
 	size_t max_text; /* bytes of JWS text; 0: JWS_TEXT_MAX_DEFAULT */
 };
@@ -70,8 +70,8 @@ void submission_release(struct submission *s);
  * the verdict, or a negative errno when checking could not finish (-ENOMEM, a
  * validation limit, or the lookup's own error) and nothing is known. */
 int submission_check(const struct submission_context *ctx, const char *text, size_t len,
-		     struct errlist *errors, char *err, size_t errlen,
-		     enum submission_verdict *ret_verdict, struct submission *ret) WUR;
+                     struct errlist *errors, char *err, size_t errlen,
+                     enum submission_verdict *ret_verdict, struct submission *ret) WUR;
 
 /* The HTTP status of a verdict (200 for SUBMISSION_ACCEPTABLE), and its short error code
  * ("malformed", "unauthenticated", "forbidden", "invalid"). */
