@@ -41,7 +41,8 @@ COMMON_SRC := $(wildcard common/src/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 LIBCOMMON := $(BUILD)/libcommon.a
 
-PROGRAMS := school-agent/school-agent county-hub/county-hub region-server/region-server
+PROGRAMS := school-agent/school-agent county-hub/county-hub region-server/region-server \
+	region-server/region-query
 TOOLS := $(patsubst %.c,%,$(wildcard tools/*.c)) $(if $(wildcard tools/simulate/*.c),tools/simulate/simulate)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -87,6 +88,11 @@ $(1)/$(1): $$(patsubst %.c,$$(BUILD)/%.o,$$(wildcard $(1)/src/*.c)) $$(LIBCOMMON
 endef
 $(foreach p,school-agent county-hub region-server,$(eval $(call program_rule,$(p))))
 
+# region-query, the inspector's command, is every .c file under region-server/query/.
+region-server/region-query: $(patsubst %.c,$(BUILD)/%.o,$(wildcard region-server/query/*.c)) \
+		$(LIBCOMMON) $(VARIANT_STAMP)
+	$(CC) $(LDFLAGS) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(LIBS)
+
 # The simulator drives schools through the real school-agent code: it links every
 # school-agent object but main.o.
 AGENT_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out school-agent/src/main.c,$(wildcard school-agent/src/*.c)))
@@ -109,8 +115,14 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 bench: all $(BENCH_BIN)
-	@mkdir -p bench/results
-	@for b in $(BENCH_BIN); do echo "== $$(basename $$b)"; $$b bench/results || exit 1; done
+	@mkdir -p bench/results && rm -f bench/results/*.json
+	@failed=0; for b in $(BENCH_BIN); do \
+		echo "== $$(basename $$b)"; \
+		$$b bench/results || { echo "bench $$(basename $$b) failed"; failed=$$((failed + 1)); }; \
+	done; \
+	echo "== summary (bench/results/*.json)"; \
+	$(PYTHON) scripts/bench-summary bench/results || failed=$$((failed + 1)); \
+	test $$failed -eq 0
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 

@@ -7,20 +7,12 @@
 #define BENCH_ACCEPT_LOOP_H
 
 #include <stdio.h>
-#include <time.h>
 
+#include "bench.h"
 #include "common/buf.h"
 #include "common/errlist.h"
 #include "common/gzip.h"
 #include "common/submission.h"
-
-static inline double bench_now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Runs the accept path iterations times over the same gzipped upload (wire, wire_len)
  * with ctx; plain receives the inflated text (its max is the hub's inflate cap). Returns

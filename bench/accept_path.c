@@ -7,8 +7,9 @@
  * the upload caps), parse the JWS envelope, look up the key, verify, parse the payload,
  * check the envelope schema, the form schema, the x-rules and the privacy guard. The
  * baseline is crypto_sign_verify_detached over the same signing input. Target: the full
- * path costs at most 2x the baseline (DESIGN / issue 2). Prints both rates and the ratio
- * and writes <results-dir>/accept_path.json. */
+ * path costs at most 2x the baseline (DESIGN / issue 2), i.e. its rate is at least half
+ * the baseline's. Prints both rates and the ratio and writes <results-dir>/accept_path.json
+ * (bench/bench.h). BENCH_ITERATIONS (20000) sets the loop count. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <sodium.h>
 
 #include "accept_loop.h"
+#include "bench.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/errlist.h"
@@ -33,6 +35,7 @@
 
 #define SCHOOL_ID "6542010001"
 #define COUNTY_ID "654201"
+#define ROUNDS 10
 
 struct bench_key {
 	struct jwk key;
@@ -100,18 +103,17 @@ int main(int argc, char **argv)
 	struct bench_key key;
 	struct clock c;
 	struct buf wire, plain;
-	char err[1024], path[4096];
+	char err[1024];
 	char *payload = NULL, *jws_text = NULL;
 	size_t jws_len;
 	struct jws parsed;
-	double t0, bare_s, full_s, bare_rate, full_rate, ratio;
-	long iterations = 20000;
-	FILE *out;
+	struct bench_report report;
+	double t0, bare_s, full_s, bare_rate, full_rate;
+	long iterations = bench_env_long("BENCH_ITERATIONS", 20000);
+	int status;
 
 	if (sodium_init() < 0 || clock_init(&c, "2024-05-03T09:12:00+08:00", err, sizeof(err)) < 0)
 		return 1;
-	if (getenv("BENCH_ITERATIONS"))
-		iterations = strtol(getenv("BENCH_ITERATIONS"), NULL, 10);
 	if (form_set_load_dir("schemas/forms", &forms, err, sizeof(err)) < 0 ||
 	    schema_load_file("schemas/submission.schema.json", &envelope, err, sizeof(err)) < 0) {
 		fprintf(stderr, "accept_path: %s\n", err);
@@ -141,45 +143,43 @@ int main(int argc, char **argv)
 	jws_init(&parsed);
 	if (jws_parse(&parsed, jws_text, jws_len, 0, err, sizeof(err)) < 0)
 		return 1;
-	t0 = bench_now_seconds();
-	for (long i = 0; i < iterations; i++)
-		if (crypto_sign_verify_detached(parsed.signature,
-		                                (const unsigned char *)parsed.signing_input,
-		                                parsed.signing_input_len, key.key.public_key) != 0)
-			return 1;
-	bare_s = bench_now_seconds() - t0;
+	/* Baseline and full path alternate in ROUNDS slices, so that a change in what else
+	 * runs on the machine weighs on both alike. */
+	iterations = (iterations + ROUNDS - 1) / ROUNDS * ROUNDS;
+	bare_s = full_s = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		double s;
 
-	/* the full accept path */
-	full_s = bench_accept_loop(&ctx, &inflater, &plain, wire.data, wire.len, iterations, err,
-	                           sizeof(err));
-	if (full_s < 0) {
-		fprintf(stderr, "accept_path: the return was refused: %s\n", err);
-		return 1;
+		t0 = bench_now_seconds();
+		for (long i = 0; i < iterations / ROUNDS; i++)
+			if (crypto_sign_verify_detached(
+			            parsed.signature, (const unsigned char *)parsed.signing_input,
+			            parsed.signing_input_len, key.key.public_key) != 0)
+				return 1;
+		bare_s += bench_now_seconds() - t0;
+		s = bench_accept_loop(&ctx, &inflater, &plain, wire.data, wire.len,
+		                      iterations / ROUNDS, err, sizeof(err));
+		if (s < 0) {
+			fprintf(stderr, "accept_path: the return was refused: %s\n", err);
+			return 1;
+		}
+		full_s += s;
 	}
 
 	bare_rate = (double)iterations / bare_s;
 	full_rate = (double)iterations / full_s;
-	ratio = full_s / bare_s;
 	printf("accept_path: return %zu bytes signed, %zu bytes gzipped, %ld iterations\n", jws_len,
 	       wire.len, iterations);
-	printf("  bare Ed25519 verify   %10.0f /s\n", bare_rate);
-	printf("  full accept path      %10.0f /s\n", full_rate);
-	printf("  cost ratio (full/bare) %9.2f   target <= 2.00: %s\n", ratio,
-	       ratio <= 2.0 ? "met" : "NOT MET");
-
-	snprintf(path, sizeof(path), "%s/accept_path.json", results);
-	out = fopen(path, "w");
-	if (out) {
-		fprintf(out,
-		        "{\"benchmark\":\"accept_path\",\"return_bytes\":%zu,\"gzip_bytes\":%zu,"
-		        "\"iterations\":%ld,\"figure\":\"full accept path per second\","
-		        "\"value\":%.0f,\"baseline\":\"bare Ed25519 verify per second\","
-		        "\"baseline_value\":%.0f,\"ratio\":%.3f,\"ratio_meaning\":"
-		        "\"full cost / bare cost\",\"target\":\"ratio <= 2\",\"met\":%s}\n",
-		        jws_len, wire.len, iterations, full_rate, bare_rate, ratio,
-		        ratio <= 2.0 ? "true" : "false");
-		fclose(out);
-	}
+	bench_report_init(&report, "accept_path");
+	/* the full path may cost at most twice the bare verification: rate ratio >= 0.5 */
+	bench_report_figure(&report, "accept path, 1 core", full_rate, "returns/s",
+	                    "bare Ed25519 verify", bare_rate, "ratio >= 0.5 (cost <= 2x)",
+	                    full_rate >= 0.5 * bare_rate);
+	bench_report_detail(&report, "return_bytes", (double)jws_len);
+	bench_report_detail(&report, "gzip_bytes", (double)wire.len);
+	bench_report_detail(&report, "iterations", (double)iterations);
+	bench_report_print(&report);
+	status = bench_report_write(&report, results);
 
 	jws_release(&parsed);
 	buf_release(&wire);
@@ -191,5 +191,5 @@ int main(int argc, char **argv)
 	jwk_release(&key.key);
 	schema_free(envelope);
 	form_set_free(forms);
-	return 0;
+	return status;
 }

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/datadir.h"
+#include "common/http_server.h"
 #include "common/log.h"
 #include "hub.h"
 #include "store.h"
@@ -273,51 +274,7 @@ void hub_usage(const char *synopsis, const struct config_option *table, int to_s
 
 int hub_parse_listen(const char *s, struct sockaddr_storage *ret, unsigned *ret_len)
 {
-	char host[64];
-	const char *colon, *port_text;
-	struct sockaddr_storage ss;
-	unsigned long port;
-	char *end;
-	size_t n;
-
-	memset(&ss, 0, sizeof(ss));
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-
-		if (!close || close[1] != ':')
-			return -EINVAL;
-		n = (size_t)(close - s - 1);
-		port_text = close + 2;
-		s++;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -EINVAL;
-		n = (size_t)(colon - s);
-		port_text = colon + 1;
-	}
-	if (n == 0 || n >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, n);
-	host[n] = '\0';
-	errno = 0;
-	port = strtoul(port_text, &end, 10);
-	if (errno || end == port_text || *end || port > 65535 || port_text[0] == '-' ||
-	    port_text[0] == '+')
-		return -EINVAL;
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
-		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-		*ret_len = sizeof(struct sockaddr_in);
-	} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-		*ret_len = sizeof(struct sockaddr_in6);
-	} else {
-		return -EINVAL;
-	}
-	*ret = ss;
-	return 0;
+	return http_parse_listen(s, ret, ret_len);
 }
 
 int hub_open_store(const struct hub_config *c, int flags, struct store **ret)

@@ -14,6 +14,7 @@ struct db;
 int command_migrate(int argc, char **argv);
 int command_county(int argc, char **argv);
 int command_token(int argc, char **argv);
+int command_serve(int argc, char **argv);
 
 /* Helpers shared by the commands (commands.c). */
 

@@ -191,6 +191,27 @@ void db_result_free(struct pg_result *res)
 	PQclear(res);
 }
 
+int db_describe(struct db *db, const char *sql, int nparams, struct pg_result **ret, char *err,
+                size_t errlen)
+{
+	PGresult *res;
+	int r;
+
+	res = PQprepare(db->conn, "", sql, nparams, NULL);
+	r = db_check(db, res, err, errlen);
+	PQclear(res);
+	if (r < 0)
+		return r;
+	res = PQdescribePrepared(db->conn, "");
+	r = db_check(db, res, err, errlen);
+	if (r < 0) {
+		PQclear(res);
+		return r;
+	}
+	*ret = res;
+	return 0;
+}
+
 int db_exec_script(struct db *db, const char *sql, char *err, size_t errlen)
 {
 	PGresult *res;
@@ -232,6 +253,50 @@ void db_rollback(struct db *db)
 
 	if (db_exec(db, "ROLLBACK", 0, NULL, err, sizeof(err)) < 0)
 		log_debug("rollback failed: %s", err);
+}
+
+int db_copy_in(struct db *db, const char *sql, const char *data, size_t len, char *err,
+               size_t errlen)
+{
+	const size_t chunk = 1024 * 1024;
+	PGresult *res;
+	int r;
+
+	res = PQexec(db->conn, sql);
+	if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
+		r = db_check(db, res, err, errlen);
+		PQclear(res);
+		/* a statement that is not a COPY FROM STDIN is the caller's mistake */
+		return r < 0 ? r : -EINVAL;
+	}
+	PQclear(res);
+	for (size_t off = 0; off < len; off += chunk) {
+		size_t n = len - off < chunk ? len - off : chunk;
+
+		if (PQputCopyData(db->conn, data + off, (int)n) != 1) {
+			set_err(err, errlen, PQerrorMessage(db->conn));
+			/* the result below reports the failure; an end is still owed */
+			break;
+		}
+	}
+	if (PQputCopyEnd(db->conn, NULL) != 1)
+		set_err(err, errlen, PQerrorMessage(db->conn));
+	r = 0;
+	while ((res = PQgetResult(db->conn)) != NULL) {
+		int rr = db_check(db, res, err, errlen);
+
+		if (rr < 0 && r >= 0)
+			r = rr;
+		else if (r >= 0)
+			r = rr;
+		PQclear(res);
+	}
+	return r;
+}
+
+int db_usable(const struct db *db)
+{
+	return PQstatus(db->conn) == CONNECTION_OK;
 }
 
 const char *db_sqlstate(const struct db *db)

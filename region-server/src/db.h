@@ -44,6 +44,12 @@ int db_query(struct db *db, const char *sql, int nparams, const char *const *par
 /* Accepts NULL. */
 void db_result_free(struct pg_result *res);
 
+/* Describes the rows sql would return, without running it (PQprepare of the unnamed
+ * statement, then PQdescribePrepared): *ret holds no rows, only the columns (PQnfields,
+ * PQfname). The caller frees it with db_result_free(). db.h errors. */
+int db_describe(struct db *db, const char *sql, int nparams, struct pg_result **ret, char *err,
+                size_t errlen) WUR;
+
 /* Runs a script of several statements with no parameters (PQexec): only for trusted SQL
  * such as the migrations in schemas/region/. Same returns as db_exec(), 0 on success. */
 int db_exec_script(struct db *db, const char *sql, char *err, size_t errlen) WUR;
@@ -53,6 +59,14 @@ int db_exec_script(struct db *db, const char *sql, char *err, size_t errlen) WUR
 int db_begin(struct db *db, char *err, size_t errlen) WUR;
 int db_commit(struct db *db, char *err, size_t errlen) WUR;
 void db_rollback(struct db *db);
+
+/* Runs sql, a "COPY ... FROM STDIN" statement, feeding it the len bytes at data (COPY text
+ * format). Returns the number of rows copied, or a negative errno as db_exec(). */
+int db_copy_in(struct db *db, const char *sql, const char *data, size_t len, char *err,
+               size_t errlen) WUR;
+
+/* 1 while the connection is usable; 0 once it is lost (a pool then replaces it). */
+int db_usable(const struct db *db);
 
 /* The five-character SQLSTATE of the last failed statement, "" when there was none or
  * the failure came from the client side. Borrowed from db. */

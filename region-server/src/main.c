@@ -18,6 +18,7 @@ static const struct command {
         {"migrate", command_migrate, "bring the database to the current schema and calendar"},
         {"county", command_county, "county add: register a county and its hub's public key"},
         {"token", command_token, "token add: make a bearer token for the inspection API"},
+        {"serve", command_serve, "the HTTP server: ingest from county hubs, inspection queries"},
 };
 
 static void usage(FILE *out)

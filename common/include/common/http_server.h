@@ -1,0 +1,95 @@
+/* Small helpers around libmicrohttpd for the programs' HTTP servers (county-hub and
+ * region-server): answers (struct http_reply) with their headers, the JSON error body of
+ * docs/PROTOCOL.md, and a watchdog that cuts off connections whose request does not
+ * arrive in time.
+ *
+ * Why a watchdog: MHD_OPTION_CONNECTION_TIMEOUT only closes connections that stay
+ * silent; a client that trickles one byte a second keeps it from ever firing. The
+ * watchdog gives every request a deadline from the moment its connection is ready for it
+ * (accepted, or done with the previous request) to the end of its body; past it, the
+ * socket is shut down, which MHD sees as the peer going away. A request being processed
+ * (e.g. waiting for the group commit) or answered has no deadline.
+ * The watchdog is thread-safe; a struct http_reply has one owner. Nothing here logs above
+ * debug. */
+#ifndef COMMON_HTTP_SERVER_H
+#define COMMON_HTTP_SERVER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/macro.h"
+
+struct MHD_Connection;
+struct errlist;
+struct sockaddr_storage;
+
+/* An answer to queue. body is owned (freed by http_reply_release) unless static_body. */
+struct http_reply {
+	int status;
+	char *body;
+	size_t len;
+	int static_body;
+	const char *content_type;
+	const char *allow;            /* 405: the Allow header */
+	unsigned retry_after;         /* 503: seconds, 0: no header */
+	int close;                    /* Connection: close */
+	const char *www_authenticate; /* 401: the WWW-Authenticate header (RFC 6750) */
+};
+
+void http_reply_release(struct http_reply *r);
+/* Queues r on conn (only from the access handler's final call). MHD_YES/MHD_NO as int. */
+int http_reply_queue(struct MHD_Connection *conn, const struct http_reply *r);
+
+/* Fills *r with status and a static text body (text/plain). */
+void http_reply_text(struct http_reply *r, int status, const char *text);
+/* Fills *r with the error body {"error": code, "message": …, "details": […]} (details
+ * from errors, which may be NULL; "reason" when reason is not NULL). -ENOMEM. */
+int http_reply_error(struct http_reply *r, int status, const char *code, const char *message,
+                     const struct errlist *errors, const char *reason) WUR;
+
+/* Parses "ADDR:PORT" (IPv4, or "[IPv6]:PORT"; numeric only, no host names) into *ret and
+ * *ret_len. -EINVAL when s is not one. */
+int http_parse_listen(const char *s, struct sockaddr_storage *ret, unsigned *ret_len) WUR;
+/* The peer's numeric address into out ("-" when unknown). */
+void http_peer_address(struct MHD_Connection *conn, char *out, size_t outlen);
+
+/* The deadline keeper. One entry per connection, made by http_watch_open from MHD's
+ * connection-started notification and freed by http_watch_close from its closed one. */
+struct http_watch {
+	int fd;
+	int64_t phase_start_ms; /* CLOCK_MONOTONIC */
+	int busy;               /* processing or answering: no deadline */
+	int cut;                /* shut down already */
+	struct http_watch *prev, *next;
+};
+
+struct http_watchdog {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	struct http_watch *list;
+	int64_t deadline_ms;
+	int stopping, started;
+	unsigned long long cut_total;
+	void (*on_cut)(void *data, int64_t deadline_ms);
+	void *on_cut_data;
+};
+
+/* Starts the thread; deadline_ms: how long a request may take to arrive. */
+int http_watchdog_start(struct http_watchdog *w, int64_t deadline_ms) WUR;
+/* The same, and on_cut (may be NULL) is called from the watchdog's thread, with its lock
+ * held (it must not call into the watchdog), each time a connection is cut off: the
+ * program logs it there if it wants to. */
+int http_watchdog_start_notify(struct http_watchdog *w, int64_t deadline_ms,
+                               void (*on_cut)(void *data, int64_t deadline_ms), void *data) WUR;
+void http_watchdog_stop(struct http_watchdog *w);
+/* NULL when out of memory (the connection then simply has no deadline). */
+struct http_watch *http_watch_open(struct http_watchdog *w, int fd);
+void http_watch_close(struct http_watchdog *w, struct http_watch *e);
+/* The request has fully arrived: no deadline until http_watch_idle. */
+void http_watch_busy(struct http_watchdog *w, struct http_watch *e);
+/* The answer is sent: the next request's deadline starts now. */
+void http_watch_idle(struct http_watchdog *w, struct http_watch *e);
+
+#endif
