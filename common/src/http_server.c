@@ -264,6 +264,20 @@ void http_watchdog_stop(struct http_watchdog *w)
 	w->started = 0;
 }
 
+void http_watch_notify_connection(void *watchdog, struct MHD_Connection *conn,
+                                  void **socket_context, enum MHD_ConnectionNotificationCode code)
+{
+	const union MHD_ConnectionInfo *info;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = info ? http_watch_open(watchdog, info->connect_fd) : NULL;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		http_watch_close(watchdog, *socket_context);
+		*socket_context = NULL;
+	}
+}
+
 struct http_watch *http_watch_open(struct http_watchdog *w, int fd)
 {
 	struct http_watch *e = calloc(1, sizeof(*e));

@@ -262,7 +262,7 @@ static int note_any(void *data, const struct store_outbox_row *row)
  * another store error. */
 static int prepare(struct forwarder *f, struct batch *b)
 {
-	int64_t now_ms = clock_now_ms(f->o.clock);
+	int64_t now_ms;
 	size_t total = 0, keep;
 	int any = 0, r;
 
@@ -277,6 +277,11 @@ static int prepare(struct forwarder *f, struct batch *b)
 	r = store_begin(f->store);
 	if (r < 0)
 		return r;
+	/* Read the clock only once the write lock is held: every return committed before it
+	 * was received earlier, so a roll-up never counts a return received after its
+	 * computed_at (the region judges roll-ups by that instant). A return received but not
+	 * yet committed is missing from this one; its commit queues a newer roll-up. */
+	now_ms = clock_now_ms(f->o.clock);
 	r = store_outbox_pending(f->store, 0, b->limit, collect, b);
 	for (size_t i = 0; r == 0 && i < b->count; i++) {
 		struct item *it = &b->items[i];

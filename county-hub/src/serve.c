@@ -510,21 +510,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	atomic_fetch_sub(&srv->active, 1);
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-	struct server *srv = cls;
-	const union MHD_ConnectionInfo *info;
-
-	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		*socket_context = info ? http_watch_open(&srv->watchdog, info->connect_fd) : NULL;
-	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-		http_watch_close(&srv->watchdog, *socket_context);
-		*socket_context = NULL;
-	}
-}
-
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
@@ -603,8 +588,8 @@ static struct MHD_Daemon *start_daemon(struct server *srv, struct sockaddr_stora
 	                        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	                        (size_t)cfg->connection_memory, MHD_OPTION_CONNECTION_TIMEOUT,
 	                        (unsigned)cfg->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED,
-	                        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-	                        MHD_OPTION_END);
+	                        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+	                        http_watch_notify_connection, &srv->watchdog, MHD_OPTION_END);
 }
 
 /* A store written before rosters went out whole (migration 2) has a placeholder where its

@@ -574,21 +574,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	atomic_fetch_sub(&srv->active, 1);
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-	struct server *srv = cls;
-	const union MHD_ConnectionInfo *info;
-
-	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		*socket_context = info ? http_watch_open(&srv->watchdog, info->connect_fd) : NULL;
-	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-		http_watch_close(&srv->watchdog, *socket_context);
-		*socket_context = NULL;
-	}
-}
-
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
@@ -720,13 +705,14 @@ static int run(struct server *srv)
 	r = http_watchdog_start_notify(&srv->watchdog, cfg->request_timeout * 1000, on_cut, NULL);
 	if (r < 0)
 		return log_errno(r, "cannot start the watchdog");
-	daemon = MHD_start_daemon(
-	        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-	        MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT,
-	        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	        (size_t)cfg->connection_memory, MHD_OPTION_CONNECTION_TIMEOUT,
-	        (unsigned)cfg->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-	        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
+	daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+	                          on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, &addr,
+	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	                          (size_t)cfg->connection_memory, MHD_OPTION_CONNECTION_TIMEOUT,
+	                          (unsigned)cfg->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED,
+	                          on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+	                          http_watch_notify_connection, &srv->watchdog, MHD_OPTION_END);
 	if (!daemon) {
 		http_watchdog_stop(&srv->watchdog);
 		log_error("cannot serve on %s (in use, or not an address of this machine)",

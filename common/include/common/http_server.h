@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <microhttpd.h>
+
 #include "common/macro.h"
 
 struct MHD_Connection;
@@ -87,6 +89,10 @@ void http_watchdog_stop(struct http_watchdog *w);
 /* NULL when out of memory (the connection then simply has no deadline). */
 struct http_watch *http_watch_open(struct http_watchdog *w, int fd);
 void http_watch_close(struct http_watchdog *w, struct http_watch *e);
+/* The MHD_OPTION_NOTIFY_CONNECTION callback, with the watchdog as its closure: opens a
+ * connection's entry when MHD starts it and closes it when MHD closes it. */
+void http_watch_notify_connection(void *watchdog, struct MHD_Connection *conn,
+                                  void **socket_context, enum MHD_ConnectionNotificationCode code);
 /* The request has fully arrived: no deadline until http_watch_idle. */
 void http_watch_busy(struct http_watchdog *w, struct http_watch *e);
 /* The answer is sent: the next request's deadline starts now. */
