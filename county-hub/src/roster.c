@@ -34,10 +34,10 @@
 #include "common/fileio.h"
 #include "common/jwk.h"
 #include "common/log.h"
+#include "common/textwidth.h"
 #include "hub.h"
 #include "outbox.h"
 #include "store.h"
-#include "textwidth.h"
 #include "common/banned.h"
 
 #define ERR_MAX 1024

@@ -11,9 +11,9 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/gzip.h"
+#include "common/http_server.h"
 #include "common/jwk.h"
 #include "common/macro.h"
-#include "http.h"
 #include "metrics.h"
 #include "report.h"
 

@@ -1,7 +1,7 @@
 /* `county-hub status [--form F] --period P [--json]`: the figures of one (form, period) for
  * county staff in a terminal (report.h): expected, received, on time, late, missing,
  * completeness and timeliness, then one line per school that is missing, late or on time
- * (the 催报 list first), with Chinese names aligned (textwidth.h). Without --form, every
+ * (the 催报 list first), with Chinese names aligned (common/textwidth.h). Without --form, every
  * form that has the period, one after the other. --json prints the document of
  * GET /v1/status (an array of them without --form). Reads the store without writing: safe
  * beside a running hub. */
@@ -18,10 +18,10 @@
 #include "common/config.h"
 #include "common/datetime.h"
 #include "common/log.h"
+#include "common/textwidth.h"
 #include "hub.h"
 #include "report.h"
 #include "store.h"
-#include "textwidth.h"
 #include "common/banned.h"
 
 #define ERR_MAX 1024
