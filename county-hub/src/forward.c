@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -72,52 +71,6 @@ struct forwarder {
 	atomic_int stopping;
 	int started;
 };
-
-static int loopback_host(const char *host)
-{
-	if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
-	    strcmp(host, "::1") == 0)
-		return 1;
-	if (strncmp(host, "127.", 4) != 0)
-		return 0;
-	for (const char *p = host + 4; *p; p++)
-		if (!(*p == '.' || (*p >= '0' && *p <= '9')))
-			return 0;
-	return 1;
-}
-
-int forward_url_check(const char *url, char *err, size_t errlen)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *query = NULL;
-	int r = -EINVAL;
-
-	if (!u)
-		return -ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		snprintf(err, errlen, "'%s' is not a URL", url);
-		goto out;
-	}
-	if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
-		snprintf(err, errlen, "the region URL '%s' may not have a query", url);
-		goto out;
-	}
-	if (strcmp(scheme, "https") == 0 || (strcmp(scheme, "http") == 0 && loopback_host(host)))
-		r = 0;
-	else
-		snprintf(err, errlen,
-		         "the region URL '%s' must be https:// (plain http:// is allowed to a "
-		         "loopback address only)",
-		         url);
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(query);
-	curl_url_cleanup(u);
-	return r;
-}
 
 /* Waits up to ms, or until stopped (or woken, when wakeable). */
 static void pause_for(struct forwarder *f, int64_t ms, int wakeable)

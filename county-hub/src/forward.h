@@ -52,10 +52,6 @@ struct forward_options {
 	long timeout_s;  /* one whole request */
 };
 
-/* 0 when url is https://, or http:// to a loopback address (DESIGN section 10); -EINVAL
- * with a message in err otherwise. */
-int forward_url_check(const char *url, char *err, size_t errlen) WUR;
-
 /* Opens the connection and starts the thread (call curl_global_init first). err says what
  * failed. Stop and free with forward_stop(). */
 int forward_start(const struct forward_options *o, struct metrics *m, struct forwarder **ret,

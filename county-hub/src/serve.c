@@ -42,6 +42,7 @@
 #include "common/http_server.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "common/peer_url.h"
 #include "common/schema.h"
 #include "forward.h"
 #include "hub.h"
@@ -639,7 +640,7 @@ static int start_forwarder(struct server *srv)
 		log_info("no region URL configured: the outbox is kept, not forwarded");
 		return 0;
 	}
-	r = forward_url_check(cfg->region_url, err, sizeof(err));
+	r = peer_url_check(cfg->region_url, "region", err, sizeof(err));
 	if (r < 0) {
 		log_error("%s", err);
 		return r;

@@ -3,64 +3,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <curl/curl.h>
 
 #include "http.h"
 #include "common/clock.h"
+#include "common/peer_url.h"
 #include "common/version.h"
 #include "common/banned.h"
 
 #define SUBMISSIONS_PATH "/v1/submissions"
-
-static int loopback_host(const char *host)
-{
-	if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
-	    strcmp(host, "::1") == 0)
-		return 1;
-	/* 127.0.0.0/8 in dotted decimal: curl has normalised the address */
-	if (strncmp(host, "127.", 4) == 0) {
-		for (const char *p = host + 4; *p; p++)
-			if (!(*p == '.' || (*p >= '0' && *p <= '9')))
-				return 0;
-		return 1;
-	}
-	return 0;
-}
-
-int http_url_check(const char *url, char *err, size_t errlen)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *query = NULL;
-	int r = -EINVAL;
-
-	if (!u)
-		return -ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		snprintf(err, errlen, "'%s' is not a URL", url);
-		goto out;
-	}
-	if (curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
-		snprintf(err, errlen, "the hub URL '%s' may not have a query", url);
-		goto out;
-	}
-	if (strcmp(scheme, "https") == 0 || (strcmp(scheme, "http") == 0 && loopback_host(host)))
-		r = 0;
-	else
-		snprintf(err, errlen,
-		         "the hub URL '%s' must be https:// (plain http:// is allowed "
-		         "to a loopback address only)",
-		         url);
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(query);
-	curl_url_cleanup(u);
-	return r;
-}
 
 static size_t on_body(char *data, size_t size, size_t n, void *userdata)
 {
@@ -144,7 +96,7 @@ int http_client_init(struct http_client *ret, const char *base_url, const struct
 	CURLcode cc = CURLE_OK;
 	int r;
 
-	r = http_url_check(base_url, err, errlen);
+	r = peer_url_check(base_url, "hub", err, errlen);
 	if (r < 0)
 		return r;
 	while (n > 0 && base_url[n - 1] == '/')

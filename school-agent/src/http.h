@@ -30,10 +30,6 @@ struct http_client {
 	char content_type[128];
 };
 
-/* 0 when url is an http(s) URL this client will use: https://, or http:// to a loopback
- * host (127.0.0.0/8, ::1, localhost); else -EINVAL with a message in err. */
-int http_url_check(const char *url, char *err, size_t errlen) WUR;
-
 /* Sets up a client for the hub at base_url ("https://hub:8443", with or without a final
  * slash). Release with http_client_release. -EINVAL (bad URL, err says why), -ENOMEM,
  * -EIO (libcurl refused an option). */

@@ -16,12 +16,12 @@
 
 #include "agent.h"
 #include "commands.h"
-#include "http.h"
 #include "spool.h"
 #include "common/datetime.h"
 #include "common/fileio.h"
 #include "common/jwk.h"
 #include "common/log.h"
+#include "common/peer_url.h"
 #include "common/banned.h"
 
 /* agent.json from the config, only the members that are set. */
@@ -150,7 +150,7 @@ int command_init(int argc, char **argv)
 		status = EX_USAGE;
 		goto out;
 	}
-	if (http_url_check(c->hub, err, sizeof(err)) < 0) {
+	if (peer_url_check(c->hub, "hub", err, sizeof(err)) < 0) {
 		fprintf(stderr, "school-agent init: %s\n", err);
 		status = EX_USAGE;
 		goto out;
