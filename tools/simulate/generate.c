@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@
 #include "common/banned.h"
 
 #define HUBS_FILE_MAX (1024u * 1024)
+#define GENERATE_WORKERS 8 /* processes setting up schools at once */
 #define SEED_MAX 9007199254740991LL /* 2^53 - 1: exact in JSON */
 
 struct hub_entry {
@@ -368,6 +370,101 @@ static int find_schemas(char out[static PATH_MAX])
 	return datadir_schemas(out, PATH_MAX);
 }
 
+/* One school: its agent folder (school-agent init), its plan, checked, in plans/. Adds the
+ * plan's actions to *actions. */
+static int set_up_school(const struct region *g, size_t i, const struct hub_entry *hubs,
+                         const struct form_set *forms, const struct calendar *cal,
+                         const char *out, const char *schemas, int log_fd, size_t *actions)
+{
+	const struct sim_school *s = &g->schools[i];
+	char err[1024] = "", path[PATH_MAX];
+	cJSON *plan = NULL;
+	int r;
+
+	r = init_school(g, s, &hubs[s->county], out, schemas, log_fd);
+	if (r < 0)
+		return log_errno(r, "school-agent init of school %s failed (see '%s/generate.log')",
+		                 s->id, out);
+	r = plan_build(g, i, cal, &plan, err, sizeof(err));
+	if (r < 0) {
+		log_error("the plan of school %s: %s", s->id, err);
+		return r;
+	}
+	r = check_plan(s, plan, forms, cal);
+	if (r == 0)
+		*actions += (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(plan, "actions"));
+	if (r == 0 && snprintf(path, sizeof(path), "%s/plans/%s.json", out, s->id) > 0)
+		r = write_json(path, plan);
+	cJSON_Delete(plan);
+	if (r < 0)
+		log_errno(r, "failed to write the plan of school %s", s->id);
+	return r;
+}
+
+/* Every school, by GENERATE_WORKERS processes at once (school i by worker i mod W): each
+ * school's init waits on its fsyncs, which overlap across processes. The agent's init
+ * prints to stdout, so the workers are processes, not threads. Each worker reports its
+ * count of actions through a pipe; any failure fails the whole. */
+static int set_up_schools(const struct region *g, const struct hub_entry *hubs,
+                          const struct form_set *forms, const struct calendar *cal,
+                          const char *out, const char *schemas, int log_fd, size_t *actions)
+{
+	pid_t pids[GENERATE_WORKERS];
+	int fds[GENERATE_WORKERS];
+	size_t workers = 0, total = 0;
+	int r = 0;
+
+	fflush(stdout);
+	fflush(stderr);
+	for (size_t w = 0; w < GENERATE_WORKERS && w < g->school_count; w++) {
+		int pipefd[2];
+
+		if (pipe2(pipefd, O_CLOEXEC) < 0) {
+			r = log_errno(-errno, "failed to make a pipe");
+			break;
+		}
+		pids[w] = fork();
+		if (pids[w] < 0) {
+			r = log_errno(-errno, "failed to start a worker");
+			close(pipefd[0]);
+			close(pipefd[1]);
+			break;
+		}
+		if (pids[w] == 0) {
+			size_t mine = 0;
+			int rc = 0;
+
+			close(pipefd[0]);
+			for (size_t i = w; rc == 0 && i < g->school_count; i += GENERATE_WORKERS)
+				rc = set_up_school(g, i, hubs, forms, cal, out, schemas, log_fd, &mine);
+			if (rc == 0 && write(pipefd[1], &mine, sizeof(mine)) != (ssize_t)sizeof(mine))
+				rc = -EIO;
+			_exit(rc == 0 ? 0 : 1);
+		}
+		close(pipefd[1]);
+		fds[w] = pipefd[0];
+		workers++;
+	}
+	for (size_t w = 0; w < workers; w++) {
+		size_t theirs = 0;
+		int status = 0;
+
+		if (read(fds[w], &theirs, sizeof(theirs)) != (ssize_t)sizeof(theirs))
+			theirs = 0;
+		close(fds[w]);
+		while (waitpid(pids[w], &status, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			if (r == 0)
+				r = log_errno(-EIO, "a worker setting up schools failed");
+		}
+		total += theirs;
+	}
+	if (r == 0)
+		*actions = total;
+	return r;
+}
+
 struct generate_args {
 	long long seed, counties, per_county;
 	char *hubs, *out, *region, *schemas;
@@ -414,34 +511,9 @@ static int generate(const struct generate_args *a, char *schemas)
 		r = log_errno(-errno, "failed to open '%s'", path);
 		goto out;
 	}
-	for (size_t i = 0; i < g.school_count; i++) {
-		const struct sim_school *s = &g.schools[i];
-		cJSON *plan = NULL;
-
-		r = init_school(&g, s, &hubs[s->county], a->out, schemas, log_fd);
-		if (r < 0) {
-			log_errno(r,
-			          "school-agent init of school %s failed (see '%s/generate.log')",
-			          s->id, a->out);
-			goto out;
-		}
-		r = plan_build(&g, i, cal, &plan, err, sizeof(err));
-		if (r < 0) {
-			log_error("the plan of school %s: %s", s->id, err);
-			goto out;
-		}
-		r = check_plan(s, plan, forms, cal);
-		if (r == 0)
-			actions += (size_t)cJSON_GetArraySize(
-			        cJSON_GetObjectItemCaseSensitive(plan, "actions"));
-		if (r == 0 && snprintf(path, sizeof(path), "%s/plans/%s.json", a->out, s->id) > 0)
-			r = write_json(path, plan);
-		cJSON_Delete(plan);
-		if (r < 0) {
-			log_errno(r, "failed to write the plan of school %s", s->id);
-			goto out;
-		}
-	}
+	r = set_up_schools(&g, hubs, forms, cal, a->out, schemas, log_fd, &actions);
+	if (r < 0)
+		goto out;
 	for (size_t c = 0; c < g.county_count; c++) {
 		r = write_roster(&g, c, a->out);
 		if (r < 0) {
