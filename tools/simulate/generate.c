@@ -40,7 +40,7 @@
 #include "common/banned.h"
 
 #define HUBS_FILE_MAX (1024u * 1024)
-#define GENERATE_WORKERS 8 /* processes setting up schools at once */
+#define GENERATE_WORKERS 8          /* processes setting up schools at once */
 #define SEED_MAX 9007199254740991LL /* 2^53 - 1: exact in JSON */
 
 struct hub_entry {
@@ -373,8 +373,8 @@ static int find_schemas(char out[static PATH_MAX])
 /* One school: its agent folder (school-agent init), its plan, checked, in plans/. Adds the
  * plan's actions to *actions. */
 static int set_up_school(const struct region *g, size_t i, const struct hub_entry *hubs,
-                         const struct form_set *forms, const struct calendar *cal,
-                         const char *out, const char *schemas, int log_fd, size_t *actions)
+                         const struct form_set *forms, const struct calendar *cal, const char *out,
+                         const char *schemas, int log_fd, size_t *actions)
 {
 	const struct sim_school *s = &g->schools[i];
 	char err[1024] = "", path[PATH_MAX];
@@ -392,7 +392,8 @@ static int set_up_school(const struct region *g, size_t i, const struct hub_entr
 	}
 	r = check_plan(s, plan, forms, cal);
 	if (r == 0)
-		*actions += (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(plan, "actions"));
+		*actions += (size_t)cJSON_GetArraySize(
+		        cJSON_GetObjectItemCaseSensitive(plan, "actions"));
 	if (r == 0 && snprintf(path, sizeof(path), "%s/plans/%s.json", out, s->id) > 0)
 		r = write_json(path, plan);
 	cJSON_Delete(plan);
@@ -406,8 +407,8 @@ static int set_up_school(const struct region *g, size_t i, const struct hub_entr
  * prints to stdout, so the workers are processes, not threads. Each worker reports its
  * count of actions through a pipe; any failure fails the whole. */
 static int set_up_schools(const struct region *g, const struct hub_entry *hubs,
-                          const struct form_set *forms, const struct calendar *cal,
-                          const char *out, const char *schemas, int log_fd, size_t *actions)
+                          const struct form_set *forms, const struct calendar *cal, const char *out,
+                          const char *schemas, int log_fd, size_t *actions)
 {
 	pid_t pids[GENERATE_WORKERS];
 	int fds[GENERATE_WORKERS];
@@ -436,8 +437,10 @@ static int set_up_schools(const struct region *g, const struct hub_entry *hubs,
 
 			close(pipefd[0]);
 			for (size_t i = w; rc == 0 && i < g->school_count; i += GENERATE_WORKERS)
-				rc = set_up_school(g, i, hubs, forms, cal, out, schemas, log_fd, &mine);
-			if (rc == 0 && write(pipefd[1], &mine, sizeof(mine)) != (ssize_t)sizeof(mine))
+				rc = set_up_school(g, i, hubs, forms, cal, out, schemas, log_fd,
+				                   &mine);
+			if (rc == 0 &&
+			    write(pipefd[1], &mine, sizeof(mine)) != (ssize_t)sizeof(mine))
 				rc = -EIO;
 			_exit(rc == 0 ? 0 : 1);
 		}
