@@ -2,16 +2,22 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+#include "common/buf.h"
 #include "common/errlist.h"
+#include "common/errmsg.h"
+#include "common/fileio.h"
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/banned.h"
@@ -172,6 +178,175 @@ void http_peer_address(struct MHD_Connection *conn, char *out, size_t outlen)
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
 		          out, (socklen_t)outlen);
+}
+
+int http_address_is_loopback(const struct sockaddr_storage *addr)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)addr;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
+
+	if (addr->ss_family == AF_INET)
+		return (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+	if (addr->ss_family != AF_INET6)
+		return 0;
+	if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+		return 1;
+	return memcmp(in6->sin6_addr.s6_addr, mapped, sizeof(mapped)) == 0 &&
+	       in6->sin6_addr.s6_addr[12] == 127;
+}
+
+/* MHD's error log: one line per message, to the program's callback. */
+static void on_mhd_error(void *data, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);
+static void on_mhd_error(void *data, const char *fmt, va_list ap)
+{
+	struct http_server *s = data;
+	char line[512];
+	size_t n;
+
+	if (!s->on_error)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	s->on_error(s->on_error_data, line);
+}
+
+/* The PEM text of path, NUL-terminated; caller frees *ret with free(). */
+static int read_pem(const char *path, const char *what, char **ret, char *err, size_t errlen)
+{
+	struct buf text;
+	int r;
+
+	buf_init(&text, HTTP_TLS_FILE_MAX);
+	r = fileio_read(path, &text);
+	if (r == 0 && (!text.data || !strstr(text.data, "-----BEGIN ")))
+		r = -EINVAL;
+	if (r < 0) {
+		buf_release(&text);
+		return errmsg_set(err, errlen, r, "cannot read the TLS %s '%s': %s", what, path,
+		                  r == -EINVAL     ? "not a PEM file"
+		                  : r == -EMSGSIZE ? "larger than 1 MiB"
+		                                   : strerror(-r));
+	}
+	*ret = buf_detach(&text, NULL);
+	return 0;
+}
+
+int http_server_check(const struct http_server_options *o, char *err, size_t errlen)
+{
+	const char *cert = o->tls_cert && o->tls_cert[0] ? o->tls_cert : NULL;
+	const char *key = o->tls_key && o->tls_key[0] ? o->tls_key : NULL;
+	struct sockaddr_storage addr;
+	unsigned addr_len;
+
+	if (!o->listen || http_parse_listen(o->listen, &addr, &addr_len) < 0)
+		return errmsg_set(err, errlen, -EINVAL, "listen address '%s' is not ADDR:PORT",
+		                  o->listen ? o->listen : "");
+	if (!cert != !key)
+		return errmsg_set(err, errlen, -EINVAL,
+		                  "give both the TLS certificate and its key, or neither");
+	if (!cert && !o->insecure_plain_http && !http_address_is_loopback(&addr))
+		return errmsg_set(
+		        err, errlen, -EINVAL,
+		        "refusing plain HTTP on %s, which is not a loopback address: give "
+		        "a TLS certificate and key, or allow it explicitly with "
+		        "--insecure-plain-http",
+		        o->listen);
+	if (cert && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		return errmsg_set(err, errlen, -ENOTSUP,
+		                  "this libmicrohttpd was built without TLS: cannot serve HTTPS");
+	return 0;
+}
+
+int http_server_start(struct http_server *s, const struct http_server_options *o, char *err,
+                      size_t errlen)
+{
+	const char *cert = o->tls_cert && o->tls_cert[0] ? o->tls_cert : NULL;
+	const char *key = o->tls_key && o->tls_key[0] ? o->tls_key : NULL;
+	struct MHD_OptionItem extra[6];
+	struct sockaddr_storage addr;
+	const union MHD_DaemonInfo *info;
+	/* ITC: MHD_quiesce_daemon needs it with MHD's own threads */
+	unsigned flags = o->flags | MHD_USE_ERROR_LOG | MHD_USE_ITC, addr_len;
+	size_t n = 0;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->on_error = o->on_error;
+	s->on_error_data = o->on_error_data;
+	r = http_server_check(o, err, errlen);
+	if (r < 0)
+		return r;
+	if (http_parse_listen(o->listen, &addr, &addr_len) < 0)
+		return -EINVAL; /* checked */
+	s->tls = cert != NULL;
+	if (s->tls) {
+		r = read_pem(cert, "certificate", &s->tls_cert_pem, err, errlen);
+		if (r == 0)
+			r = read_pem(key, "key", &s->tls_key_pem, err, errlen);
+		if (r < 0)
+			goto fail;
+		flags |= MHD_USE_TLS;
+		extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem};
+		extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem};
+	}
+	if (addr.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (o->thread_pool)
+		extra[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+		                                     (intptr_t)o->thread_pool, NULL};
+	if (o->watchdog)
+		extra[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+		                                     (intptr_t)http_watch_notify_connection,
+		                                     o->watchdog};
+	extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	s->daemon = MHD_start_daemon(
+	        flags, 0, NULL, NULL, o->on_request, o->request_data, MHD_OPTION_EXTERNAL_LOGGER,
+	        on_mhd_error, s, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT,
+	        o->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->connection_memory,
+	        MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED,
+	        o->on_completed, o->completed_data, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+	if (!s->daemon) {
+		r = errmsg_set(
+		        err, errlen, -EADDRINUSE,
+		        s->tls ? "cannot serve HTTPS on %s (the address is in use or not one "
+		                 "of this machine, or the certificate and the key do not "
+		                 "go together)"
+		               : "cannot serve on %s (in use, or not an address of this "
+		                 "machine)",
+		        o->listen);
+		goto fail;
+	}
+	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? (unsigned)info->port : 0u;
+	return 0;
+fail:
+	http_server_stop(s);
+	return r;
+}
+
+void http_server_quiesce(struct http_server *s)
+{
+	MHD_socket fd;
+
+	if (!s->daemon || s->quiesced)
+		return;
+	fd = MHD_quiesce_daemon(s->daemon);
+	s->quiesced = fd != MHD_INVALID_SOCKET;
+	s->listen_fd = fd;
+}
+
+void http_server_stop(struct http_server *s)
+{
+	if (s->daemon)
+		MHD_stop_daemon(s->daemon);
+	if (s->quiesced)
+		close(s->listen_fd);
+	free(s->tls_cert_pem);
+	free(s->tls_key_pem);
+	memset(s, 0, sizeof(*s));
 }
 
 static int64_t monotonic_ms(void)

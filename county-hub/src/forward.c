@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -24,6 +25,7 @@
 #include "forward.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "report.h"
 #include "store.h"
 #include "common/banned.h"
 
@@ -36,6 +38,7 @@ enum item_state {
 	ITEM_SEND,    /* text is ready */
 	ITEM_COMPUTE, /* a roll-up queued without a body */
 	ITEM_SKIP,    /* cannot be sent: marked done with note */
+	ITEM_GONE,    /* a roll-up replaced by a newer one meanwhile: not sent, not marked */
 };
 
 struct item {
@@ -44,6 +47,7 @@ struct item {
 	char ref[STORE_REF_MAX];
 	char *text; /* the JWS to send */
 	char *receipt;
+	struct report *report; /* ITEM_COMPUTE: the figures, computed in the read snapshot */
 	enum item_state state;
 	const char *note;
 	size_t size;   /* bytes it adds to the batch payload */
@@ -111,11 +115,20 @@ static size_t json_string_size(const char *s)
 	return n;
 }
 
+static void item_report_free(struct item *it)
+{
+	if (it->report)
+		report_release(it->report);
+	free(it->report);
+	it->report = NULL;
+}
+
 static void batch_release(struct batch *b)
 {
 	for (size_t i = 0; i < b->count; i++) {
 		free(b->items[i].text);
 		free(b->items[i].receipt);
+		item_report_free(&b->items[i]);
 	}
 	free(b->items);
 	memset(b, 0, sizeof(*b));
@@ -170,9 +183,9 @@ static int collect(void *data, const struct store_outbox_row *row)
 	return 0;
 }
 
-/* Computes and stores the body of a roll-up queued without one. 0, 1 when it cannot
- * ever be computed (the item is then skipped), or a store error. */
-static int compute_rollup(struct forwarder *f, struct item *it, int64_t now_ms)
+/* Computes the figures of a roll-up queued without a body, in the read snapshot. 0, 1
+ * when it cannot ever be computed (the item is then skipped), or a store error. */
+static int compute_rollup(struct forwarder *f, struct item *it)
 {
 	char form[STORE_REF_MAX], *period, err[ERR_MAX] = "";
 	int r;
@@ -185,8 +198,14 @@ static int compute_rollup(struct forwarder *f, struct item *it, int64_t now_ms)
 		return 1;
 	}
 	*period++ = '\0';
-	r = outbox_rollup_make(f->o.src, f->store, f->o.county_key, f->o.county_id, form, period,
-	                       now_ms, f->o.offset_min, &it->text, err, sizeof(err));
+	it->report = calloc(1, sizeof(*it->report));
+	if (!it->report)
+		return -ENOMEM;
+	r = report_compute(f->o.src, f->store, form, period, it->report, err, sizeof(err));
+	if (r < 0) {
+		free(it->report);
+		it->report = NULL;
+	}
 	if (r == -ENOENT || r == -EINVAL || r == -EDOM) {
 		log_error("cannot compute the roll-up of %s %s, not forwarding it: %s", form,
 		          period, err);
@@ -194,13 +213,37 @@ static int compute_rollup(struct forwarder *f, struct item *it, int64_t now_ms)
 		it->note = "not sent: the roll-up cannot be computed";
 		return 1;
 	}
-	if (r < 0) {
+	if (r < 0)
 		log_warning("cannot compute the roll-up of %s %s: %s", form, period, err);
+	return r;
+}
+
+/* Signs a roll-up computed in the snapshot and stores it as its row's body, inside the
+ * write transaction. A row no longer pending was replaced meanwhile (a later commit
+ * queued a newer roll-up of that form and period): the item is then not sent. */
+static int sign_rollup(struct forwarder *f, struct item *it, int64_t now_ms)
+{
+	char err[ERR_MAX] = "";
+	int r;
+
+	r = outbox_rollup_sign(it->report, f->store, f->o.county_key, f->o.county_id, now_ms,
+	                       f->o.offset_min, &it->text, err, sizeof(err));
+	item_report_free(it);
+	if (r < 0) {
+		log_warning("cannot sign the roll-up %s: %s", it->ref, err);
 		return r;
 	}
-	it->state = ITEM_SEND;
 	r = store_outbox_set_body(f->store, it->id, it->text);
-	return r < 0 ? r : 0;
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		free(it->text);
+		it->text = NULL;
+		it->state = ITEM_GONE;
+		return 0;
+	}
+	it->state = ITEM_SEND;
+	return 0;
 }
 
 static int note_any(void *data, const struct store_outbox_row *row)
@@ -210,16 +253,33 @@ static int note_any(void *data, const struct store_outbox_row *row)
 	return 1;
 }
 
-/* Reads the next batch and readies its roll-ups, in one write transaction. Rows that
- * cannot be sent are marked done there. Returns 0 (b->count may be 0), or -EBUSY or
- * another store error. */
+/* The bytes an item ready to send adds to the batch; one that alone would not fit in a
+ * batch is skipped (sending it would block the queue forever). */
+static void check_size(struct item *it)
+{
+	if (it->state != ITEM_SEND)
+		return;
+	it->size = ITEM_OVERHEAD + json_string_size(it->text) +
+	           (it->receipt ? json_string_size(it->receipt) : 0);
+	if (it->size > FORWARD_PAYLOAD_MAX) {
+		it->state = ITEM_SKIP;
+		it->note = "not sent: too large for one batch to the region";
+		it->too_large = 1;
+	}
+}
+
+/* Reads the next batch and readies its roll-ups. The rows are read and the roll-ups
+ * computed in one read snapshot, so that the writer is not kept waiting while they are;
+ * a write transaction follows only when there is something to write (a roll-up's body,
+ * a row that cannot be sent, marked done), and it is short. Returns 0 (b->count may be
+ * 0), or -EBUSY or another store error. */
 static int prepare(struct forwarder *f, struct batch *b)
 {
 	int64_t now_ms;
 	size_t total = 0, keep;
-	int any = 0, r;
+	int any = 0, write = 0, r;
 
-	/* a plain read first: an idle hub takes no write lock */
+	/* a plain read first: an idle hub takes no snapshot */
 	r = store_outbox_pending(f->store, 0, 1, note_any, &any);
 	if (r < 0 || !any)
 		return r;
@@ -227,42 +287,48 @@ static int prepare(struct forwarder *f, struct batch *b)
 	b->items = calloc(b->limit, sizeof(*b->items));
 	if (!b->items)
 		return -ENOMEM;
-	r = store_begin(f->store);
+	r = store_begin_read(f->store);
 	if (r < 0)
 		return r;
-	/* Read the clock only once the write lock is held: every return committed before it
-	 * was received earlier, so a roll-up never counts a return received after its
-	 * computed_at (the region judges roll-ups by that instant). A return received but not
-	 * yet committed is missing from this one; its commit queues a newer roll-up. */
-	now_ms = clock_now_ms(f->o.clock);
 	r = store_outbox_pending(f->store, 0, b->limit, collect, b);
+	/* Read the clock once the snapshot is taken (by that first read): every return it
+	 * holds was received earlier, so a roll-up never counts a return received after its
+	 * computed_at (the region judges roll-ups by that instant). A return received but
+	 * not yet committed is missing from this one; its commit queues a newer roll-up. */
+	now_ms = clock_now_ms(f->o.clock);
 	for (size_t i = 0; r == 0 && i < b->count; i++) {
 		struct item *it = &b->items[i];
 
 		if (it->state == ITEM_COMPUTE)
-			r = compute_rollup(f, it, now_ms);
-		if (r >= 0 && it->state == ITEM_SEND) {
-			it->size = ITEM_OVERHEAD + json_string_size(it->text) +
-			           (it->receipt ? json_string_size(it->receipt) : 0);
-			if (it->size > FORWARD_PAYLOAD_MAX) {
-				/* it would never fit: sending it would block the queue forever */
-				it->state = ITEM_SKIP;
-				it->note = "not sent: too large for one batch to the region";
-				it->too_large = 1;
-			}
-		}
-		if (r >= 0 && it->state == ITEM_SKIP) {
-			log_error("outbox row %lld (%s \"%s\") %s", it->id, it->kind, it->ref,
-			          it->note);
-			r = store_outbox_done(f->store, it->id, now_ms, it->note);
-		}
+			r = compute_rollup(f, it);
+		check_size(it);
+		write |= it->state == ITEM_COMPUTE || it->state == ITEM_SKIP;
 		r = r > 0 ? 0 : r;
 	}
-	if (r == 0)
-		r = store_commit(f->store);
-	if (r < 0) {
-		store_rollback(f->store);
+	store_rollback(f->store); /* the end of the snapshot: nothing was written */
+	if (r < 0)
 		return r;
+	if (write) {
+		r = store_begin(f->store);
+		for (size_t i = 0; r == 0 && i < b->count; i++) {
+			struct item *it = &b->items[i];
+
+			if (it->state == ITEM_COMPUTE) {
+				r = sign_rollup(f, it, now_ms);
+				check_size(it);
+			}
+			if (r == 0 && it->state == ITEM_SKIP) {
+				log_error("outbox row %lld (%s \"%s\") %s", it->id, it->kind,
+				          it->ref, it->note);
+				r = store_outbox_done(f->store, it->id, now_ms, it->note);
+			}
+		}
+		if (r == 0)
+			r = store_commit(f->store);
+		if (r < 0) {
+			store_rollback(f->store);
+			return r;
+		}
 	}
 	for (size_t i = 0; i < b->count; i++)
 		if (b->items[i].too_large)
@@ -280,6 +346,7 @@ static int prepare(struct forwarder *f, struct batch *b)
 	for (size_t i = keep; i < b->count; i++) {
 		free(b->items[i].text);
 		free(b->items[i].receipt);
+		item_report_free(&b->items[i]);
 	}
 	b->count = keep;
 	return 0;
@@ -680,6 +747,23 @@ static int setup_curl(struct forwarder *f, char *err, size_t errlen)
 	curl_easy_setopt(f->curl, CURLOPT_XFERINFODATA, f);
 	curl_easy_setopt(f->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(f->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	/* the region's certificate is always checked: against region_cacert, or the
+	 * system's CA certificates */
+	curl_easy_setopt(f->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(f->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (f->o.cacert && f->o.cacert[0]) {
+		if (access(f->o.cacert, R_OK) != 0) {
+			int e = errno;
+
+			snprintf(err, errlen, "cannot read the region's CA certificates '%s': %s",
+			         f->o.cacert, strerror(e));
+			return -e;
+		}
+		if (curl_easy_setopt(f->curl, CURLOPT_CAINFO, f->o.cacert) != CURLE_OK) {
+			snprintf(err, errlen, "libcurl takes no CA certificates file");
+			return -ENOTSUP;
+		}
+	}
 	return 0;
 }
 

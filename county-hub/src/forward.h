@@ -3,9 +3,13 @@
  * region's POST /v1/ingest in order, in batches (at most batch_max items and
  * FORWARD_PAYLOAD_MAX bytes), each a gzipped JWS signed by the county key.
  *
- * One round: in one write transaction (its own store connection) read the oldest pending
- * rows, compute and sign the roll-ups queued without a body (outbox.h; stored in the row,
- * so that a resend carries the same computed_at), commit; then send. Rows are marked done
+ * One round (its own store connection): in one read snapshot, read the oldest pending
+ * rows and compute the figures of the roll-ups queued without a body, so that the writer
+ * never waits while they are computed; then, in a short write transaction, sign those
+ * roll-ups and store them in their rows (outbox.h; a resend carries the same computed_at),
+ * unless a newer roll-up of the same form and period replaced the row meanwhile (that
+ * one is sent in a later round); then send. A batch of returns alone takes no write lock
+ * until the region confirmed it. Rows are marked done
  * only after the region's 200 with one result per item; an item the region rejected is
  * logged, counted, and marked done too (with the reason), so that one bad item never
  * blocks the queue. A failed round (network error, timeout, any other answer, an answer
@@ -41,6 +45,8 @@ struct forward_options {
 	const char *store_path;
 	int busy_timeout_ms;
 	const char *region_url; /* the ingest endpoint is <region_url>/v1/ingest */
+	const char *cacert;     /* CA certificates (PEM) for an https:// region; NULL or "": the
+	                         * system's. The region's certificate is always verified. */
 	const char *county_id;
 	const struct jwk *county_key;    /* borrowed, outlives the forwarder */
 	const struct clock *clock;       /* sent_at, computed_at, done_ms */

@@ -28,9 +28,14 @@ struct hub_config {
 	char *schemas_dir; /* default datadir_schemas() */
 	char *log_level;   /* error, warning, info, debug */
 
-	char *county_id;  /* 6 digits */
-	char *region_url; /* where the outbox goes (forward.h); NULL: nowhere */
-	char *listen;     /* ADDR:PORT, [ADDR6]:PORT */
+	char *county_id;         /* 6 digits */
+	char *region_url;        /* where the outbox goes (forward.h); NULL: nowhere */
+	char *region_cacert;     /* CA certificates the region's is checked against; NULL: the
+	                          * system's */
+	char *listen;            /* ADDR:PORT, [ADDR6]:PORT */
+	char *tls_cert;          /* PEM certificate chain of serve's HTTPS; NULL: plain HTTP */
+	char *tls_key;           /* its private key (PEM) */
+	int insecure_plain_http; /* serve plain HTTP on an address other than loopback */
 
 	long long body_max;          /* bytes of compressed body */
 	long long inflate_max;       /* bytes one body may inflate to */
@@ -43,7 +48,7 @@ struct hub_config {
 	long long store_max_bytes;   /* cap on the store's size (0: none): 507 past it */
 	long long group_max;         /* uploads in one group commit */
 	long long queue_max;         /* uploads waiting for the writer; 503 beyond */
-	long long threads;           /* HTTP worker threads (0: one per CPU) */
+	long long threads;           /* work threads (uploads, reports; 0: one per CPU) */
 	long long busy_timeout_ms;   /* SQLite busy timeout of every connection */
 	long long forward_batch_max; /* items in one batch to the region */
 	long long forward_backoff_base_ms; /* first retry after at most this */

@@ -55,8 +55,9 @@ int hub_config_init(struct hub_config *c)
 
 void hub_config_release(struct hub_config *c)
 {
-	char **strings[] = {&c->dir,       &c->config,     &c->schemas_dir, &c->log_level,
-	                    &c->county_id, &c->region_url, &c->listen};
+	char **strings[] = {&c->dir,       &c->config,       &c->schemas_dir, &c->log_level,
+	                    &c->county_id, &c->region_url,   &c->listen,      &c->tls_cert,
+	                    &c->tls_key,   &c->region_cacert};
 
 	for (size_t i = 0; i < ARRAY_SIZE(strings); i++) {
 		free(*strings[i]);
@@ -99,8 +100,20 @@ void hub_options_file(struct hub_config *c, struct config_option *table, size_t 
 	        {"region_url", CONFIG_STRING, &c->region_url,
 	         "the region server's URL: forward the outbox there", "URL", 0, 0},
 	        {"region", CONFIG_STRING, &c->region_url, "the same as region_url", "URL", 0, 0},
+	        {"region_cacert", CONFIG_STRING, &c->region_cacert,
+	         "CA certificates (PEM) to check the region's HTTPS certificate against "
+	         "(default: the system's)",
+	         "FILE", 0, 0},
 	        {"listen", CONFIG_STRING, &c->listen, "address to serve on (127.0.0.1:8401)",
 	         "ADDR:PORT", 0, 0},
+	        {"tls_cert", CONFIG_STRING, &c->tls_cert,
+	         "serve HTTPS with this certificate chain (PEM)", "FILE", 0, 0},
+	        {"tls_key", CONFIG_STRING, &c->tls_key, "the private key (PEM) of tls_cert", "FILE",
+	         0, 0},
+	        {"insecure_plain_http", CONFIG_BOOLEAN, &c->insecure_plain_http,
+	         "serve plain HTTP on an address other than loopback (returns cross the network "
+	         "in clear text)",
+	         NULL, 0, 0},
 	        {"body_max", CONFIG_INTEGER, &c->body_max, "bytes of compressed upload", "N", 64,
 	         256LL << 20},
 	        {"inflate_max", CONFIG_INTEGER, &c->inflate_max, "bytes an upload may inflate to",
@@ -123,8 +136,8 @@ void hub_options_file(struct hub_config *c, struct config_option *table, size_t 
 	         100000},
 	        {"queue_max", CONFIG_INTEGER, &c->queue_max, "uploads waiting for the store", "N",
 	         1, 1000000},
-	        {"threads", CONFIG_INTEGER, &c->threads, "HTTP threads (0: one per CPU)", "N", 0,
-	         1024},
+	        {"threads", CONFIG_INTEGER, &c->threads,
+	         "threads checking uploads and computing reports (0: one per CPU)", "N", 0, 1024},
 	        {"busy_timeout_ms", CONFIG_INTEGER, &c->busy_timeout_ms,
 	         "wait for a locked store at most this long", "MS", 0, 600000},
 	        {"forward_batch_max", CONFIG_INTEGER, &c->forward_batch_max,

@@ -40,6 +40,11 @@ int metrics_init(struct metrics *m)
 	atomic_init(&m->forwarded_items, 0);
 	atomic_init(&m->forward_rejected, 0);
 	atomic_init(&m->forward_failures, 0);
+	atomic_init(&m->checkpoints, 0);
+	atomic_init(&m->checkpoint_failures, 0);
+	atomic_init(&m->checkpoint_us, 0);
+	atomic_init(&m->wal_pages, 0);
+	atomic_init(&m->wal_restarts, 0);
 	return -pthread_mutex_init(&m->lock, NULL);
 }
 
@@ -74,6 +79,12 @@ void metrics_commit(struct metrics *m, double seconds, size_t group_size)
 	m->groups[i]++;
 	m->group_items += group_size;
 	pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_checkpoint(struct metrics *m, double seconds, int failed)
+{
+	atomic_fetch_add(failed ? &m->checkpoint_failures : &m->checkpoints, 1);
+	atomic_fetch_add(&m->checkpoint_us, (unsigned long long)(seconds * 1e6));
 }
 
 static int histogram(struct buf *out, const char *name, const char *help, const double *bounds,
@@ -131,6 +142,33 @@ int metrics_format(struct metrics *m, long long outbox_depth, struct buf *out)
 		return r;
 	r = histogram(out, "county_hub_commit_group_size", "uploads committed together",
 	              group_bounds, METRICS_GROUP_BUCKETS, groups, group_items);
+	if (r < 0)
+		return r;
+	r = buf_printf(
+	        out,
+	        "# HELP county_hub_store_checkpoints_total checkpoints of the store's log "
+	        "(each syncs the log and the database file), run beside the commits\n"
+	        "# TYPE county_hub_store_checkpoints_total counter\n"
+	        "county_hub_store_checkpoints_total %llu\n"
+	        "# HELP county_hub_store_checkpoint_failures_total checkpoints that failed "
+	        "(retried after a later commit)\n"
+	        "# TYPE county_hub_store_checkpoint_failures_total counter\n"
+	        "county_hub_store_checkpoint_failures_total %llu\n"
+	        "# HELP county_hub_store_checkpoint_seconds_total time spent in checkpoints\n"
+	        "# TYPE county_hub_store_checkpoint_seconds_total counter\n"
+	        "county_hub_store_checkpoint_seconds_total %.6f\n"
+	        "# HELP county_hub_store_wal_pages the store's log after the last commit, in "
+	        "pages\n"
+	        "# TYPE county_hub_store_wal_pages gauge\n"
+	        "county_hub_store_wal_pages %lld\n"
+	        "# HELP county_hub_store_wal_restarts_total commits that started the log over "
+	        "from its beginning (each syncs the log's new header once more)\n"
+	        "# TYPE county_hub_store_wal_restarts_total counter\n"
+	        "county_hub_store_wal_restarts_total %llu\n",
+	        (unsigned long long)atomic_load(&m->checkpoints),
+	        (unsigned long long)atomic_load(&m->checkpoint_failures),
+	        (double)atomic_load(&m->checkpoint_us) / 1e6, (long long)atomic_load(&m->wal_pages),
+	        (unsigned long long)atomic_load(&m->wal_restarts));
 	if (r < 0)
 		return r;
 	r = buf_printf(out,

@@ -131,31 +131,41 @@ out:
 	return r;
 }
 
+int outbox_rollup_sign(const struct report *report, struct store *store, const struct jwk *key,
+                       const char *county_id, int64_t now_ms, int offset_min, char **ret_jws,
+                       char *err, size_t errlen)
+{
+	cJSON *payload = NULL;
+	int64_t computed_ms;
+	int r;
+
+	r = store_rollup_stamp(store, report->form, report->period, now_ms, &computed_ms);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot stamp the roll-up: %s", store_errmsg(store));
+		return r;
+	}
+	r = report_rollup_json(report, county_id, computed_ms, offset_min, &payload);
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory");
+		return r;
+	}
+	r = sign_json(key, county_id, payload, ret_jws, err, errlen);
+	cJSON_Delete(payload);
+	return r;
+}
+
 int outbox_rollup_make(const struct report_source *src, struct store *store, const struct jwk *key,
                        const char *county_id, const char *form, const char *period, int64_t now_ms,
                        int offset_min, char **ret_jws, char *err, size_t errlen)
 {
 	struct report report;
-	cJSON *payload = NULL;
-	int64_t computed_ms;
 	int r;
 
 	r = report_compute(src, store, form, period, &report, err, errlen);
 	if (r < 0)
 		return r;
-	r = store_rollup_stamp(store, form, period, now_ms, &computed_ms);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot stamp the roll-up: %s", store_errmsg(store));
-		goto out;
-	}
-	r = report_rollup_json(&report, county_id, computed_ms, offset_min, &payload);
-	if (r < 0) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	r = sign_json(key, county_id, payload, ret_jws, err, errlen);
-out:
-	cJSON_Delete(payload);
+	r = outbox_rollup_sign(&report, store, key, county_id, now_ms, offset_min, ret_jws, err,
+	                       errlen);
 	report_release(&report);
 	return r;
 }

@@ -13,6 +13,7 @@
 #include "common/macro.h"
 
 struct jwk;
+struct report;
 struct report_source;
 struct store;
 
@@ -35,6 +36,14 @@ int outbox_add_roster(struct store *store, const struct jwk *key, const char *co
 int outbox_rollup_make(const struct report_source *src, struct store *store, const struct jwk *key,
                        const char *county_id, const char *form, const char *period, int64_t now_ms,
                        int offset_min, char **ret_jws, char *err, size_t errlen) WUR;
+
+/* The second half of outbox_rollup_make, for a report computed earlier (in a read
+ * snapshot, so that the write lock is held only for this): stamps computed_at (now_ms or
+ * just after the previous one), builds the payload and signs it. Inside a write
+ * transaction. Caller frees *ret_jws with free(). */
+int outbox_rollup_sign(const struct report *report, struct store *store, const struct jwk *key,
+                       const char *county_id, int64_t now_ms, int offset_min, char **ret_jws,
+                       char *err, size_t errlen) WUR;
 
 /* outbox_rollup_make, then queues it in place of the pending roll-up of (form, period). */
 int outbox_add_rollup(const struct report_source *src, struct store *store, const struct jwk *key,

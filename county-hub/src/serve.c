@@ -4,26 +4,33 @@
  * GET /v1/status and GET /v1/rollups (?form=F&period=P, report.h), GET /healthz,
  * GET /metrics.
  *
- * Threads: MHD's pool (epoll, one per CPU unless `threads` says otherwise) runs the access
- * handler, which does the CPU work of an upload (inflate, verify, validate, sign the
- * receipt) with a worker borrowed from a pool; the writer thread (writer.h) stores the
- * uploads in group commits; the forwarder (forward.h, only with a region URL) sends the
- * outbox to the region; the watchdog (http.h) cuts off requests that take too long to
- * arrive; the main thread waits for SIGTERM or SIGINT.
+ * HTTPS with --tls-cert and --tls-key; plain HTTP only on a loopback address unless
+ * --insecure-plain-http (common/http_server.h).
  *
- * An upload waits for its commit with its connection suspended (MHD_suspend_connection),
- * so waiting costs no thread: the writer resumes it after the commit and the handler,
- * called again, answers. The answer is queued only on the handler's final call
- * (upload_data_size 0), or on the first call for an upload refused before its body is
- * read (MHD then closes the connection instead of reading the body).
+ * Threads: one libmicrohttpd thread (epoll) moves the bytes of every connection (and does
+ * TLS); the work pool (workpool.h, one thread per CPU unless `threads` says otherwise)
+ * does the CPU work of an upload (inflate, verify, validate, sign the receipt) and of a
+ * report, with a worker (store reader, inflater) borrowed from a pool: one queue for all
+ * connections, so the cores share the work evenly; the writer thread (writer.h) stores
+ * the uploads in group commits and a checkpointer copies the store's log beside it; the
+ * forwarder (forward.h, only with a region URL) sends the outbox to the region; the
+ * watchdog (common/http_server.h) cuts off requests that take too long to arrive; the
+ * main thread waits for SIGTERM or SIGINT.
  *
- * Shutdown on SIGTERM/SIGINT: stop accepting connections, let the writer store everything
- * queued and answer it, wait for requests in progress, stop MHD, stop the forwarder (a
- * batch in flight stays pending and is sent again next time), close the store, exit 0. */
-#include <arpa/inet.h>
+ * An upload or a report waits for its work, and an upload then for its commit, with its
+ * connection suspended (MHD_suspend_connection), so waiting costs no thread: the pool, or
+ * the writer after the commit, resumes it and the handler, called again, answers. The
+ * answer is queued only on the handler's final call (upload_data_size 0), or on the first
+ * call for an upload refused before its body is read (MHD then closes the connection
+ * instead of reading the body).
+ *
+ * Shutdown on SIGTERM/SIGINT: stop accepting connections, let the pool finish the work
+ * queued and the writer store everything queued and answer it, wait for requests in
+ * progress, stop MHD, stop the forwarder (a batch in flight stays pending and is sent
+ * again next time), close the store, exit 0. */
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +59,7 @@
 #include "server.h"
 #include "store.h"
 #include "upload.h"
+#include "workpool.h"
 #include "writer.h"
 #include "common/banned.h"
 
@@ -73,9 +81,11 @@ enum route {
 
 enum request_state {
 	REQ_RECEIVING, /* headers in, body arriving */
-	REQ_WAITING,   /* suspended, the writer holds the job */
+	REQ_WORKING,   /* suspended: the work pool, then for an upload the writer, holds it */
 	REQ_ANSWERED,  /* the answer is queued */
 };
+
+#define ARG_MAX 128 /* bytes of a query argument (form, period) */
 
 /* One HTTP request, from the first call of the access handler to MHD's completion
  * callback, which frees it. */
@@ -91,7 +101,10 @@ struct request {
 	struct buf body;
 	size_t discarded;
 	int too_large;
-	atomic_int job_done;
+	char form[ARG_MAX], period[ARG_MAX]; /* ROUTE_STATUS, ROUTE_ROLLUPS */
+	struct workpool_job work;
+	int to_writer;       /* set by the work pool before the writer holds the upload */
+	atomic_int job_done; /* the answer can be made: the work (and the commit) is over */
 	struct upload upload;
 	struct http_reply reply;
 };
@@ -192,23 +205,6 @@ static void route(struct request *req, const char *url, const char *method)
 	}
 }
 
-static void peer_of(struct MHD_Connection *conn, char *out, size_t outlen)
-{
-	const union MHD_ConnectionInfo *info =
-	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = info ? info->client_addr : NULL;
-
-	snprintf(out, outlen, "-");
-	if (!sa)
-		return;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-		          (socklen_t)outlen);
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-		          out, (socklen_t)outlen);
-}
-
 static struct request *request_new(struct server *srv, struct MHD_Connection *conn, const char *url,
                                    const char *method)
 {
@@ -223,7 +219,7 @@ static struct request *request_new(struct server *srv, struct MHD_Connection *co
 	req->watch = info ? info->socket_context : NULL;
 	atomic_init(&req->job_done, 0);
 	buf_init(&req->body, (size_t)srv->cfg->body_max);
-	peer_of(conn, req->peer, sizeof(req->peer));
+	http_peer_address(conn, req->peer, sizeof(req->peer));
 	upload_init(&req->upload, req->peer);
 	route(req, url, method);
 	return req;
@@ -277,13 +273,12 @@ static void answer_bad_request(struct request *req, const char *message)
 		http_reply_text(&req->reply, 400, "bad request\n");
 }
 
-/* GET /v1/status or /v1/rollups?form=F&period=P: computed now, from one snapshot. */
+/* GET /v1/status or /v1/rollups?form=F&period=P: computed now, from one snapshot. On a
+ * pool thread: the arguments were copied into req beforehand. */
 static void answer_report(struct request *req, int rollup)
 {
 	struct server *srv = req->srv;
-	const char *form = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "form");
-	const char *period =
-	        MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "period");
+	const char *form = req->form, *period = req->period;
 	int offset = calendar_utc_offset_min(srv->calendar);
 	int64_t now_ms = clock_now_ms(&srv->clock);
 	struct report report;
@@ -292,10 +287,6 @@ static void answer_report(struct request *req, int rollup)
 	char err[ERR_MAX] = "", *text;
 	int r;
 
-	if (!form || !form[0] || !period || !period[0]) {
-		answer_bad_request(req, "give the form and the period: ?form=F&period=P");
-		return;
-	}
 	w = server_worker_get(srv);
 	if (!w) {
 		http_reply_text(&req->reply, 500, "internal error\n");
@@ -354,9 +345,9 @@ static void answer_metrics(struct request *req)
 	req->reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
-/* The final call of an upload: check it, then answer or hand it to the writer. Returns
- * 1 when the connection was suspended for the writer. */
-static int process_upload(struct request *req)
+/* The checks of an upload, on a pool thread: then it is answered, or handed to the writer.
+ * Returns 1 when the writer holds it (and will resume the connection). */
+static int check_upload(struct request *req)
 {
 	struct server *srv = req->srv;
 	struct worker *w;
@@ -380,10 +371,66 @@ static int process_upload(struct request *req)
 	}
 	req->upload.job.done = job_done;
 	req->upload.job.data = req;
-	req->state = REQ_WAITING;
-	/* suspend before the writer can resume */
-	MHD_suspend_connection(req->conn);
+	req->to_writer = 1;
 	writer_submit(srv->writer, &req->upload.job);
+	return 1;
+}
+
+/* Pool thread: the CPU work of a request, then its connection is woken to answer. */
+static void run_request(struct workpool_job *job)
+{
+	struct request *req =
+	        (struct request *)(void *)((char *)job - offsetof(struct request, work));
+
+	if (req->route == ROUTE_SUBMIT) {
+		if (check_upload(req))
+			return;
+	} else {
+		answer_report(req, req->route == ROUTE_ROLLUPS);
+	}
+	atomic_store(&req->job_done, 1);
+	MHD_resume_connection(req->conn);
+}
+
+/* Copies a query argument of a report into out; 0, or -EINVAL when absent or too long. */
+static int copy_arg(struct request *req, const char *name, char *out, size_t outlen)
+{
+	const char *v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+
+	if (!v || !v[0] || strlen(v) >= outlen)
+		return -EINVAL;
+	memcpy(out, v, strlen(v) + 1);
+	return 0;
+}
+
+/* The final call of a request whose work is CPU-heavy (an upload, a report): suspends the
+ * connection and hands the request to the work pool. Returns 1 when it did; 0 with the
+ * answer in req->reply. */
+static int start_work(struct request *req)
+{
+	struct server *srv = req->srv;
+	int r;
+
+	if (req->route != ROUTE_SUBMIT &&
+	    (copy_arg(req, "form", req->form, sizeof(req->form)) < 0 ||
+	     copy_arg(req, "period", req->period, sizeof(req->period)) < 0)) {
+		answer_bad_request(req, "give the form and the period: ?form=F&period=P");
+		return 0;
+	}
+	req->work.run = run_request;
+	req->state = REQ_WORKING;
+	/* suspend before the pool can resume */
+	MHD_suspend_connection(req->conn);
+	r = workpool_submit(srv->pool_work, &req->work);
+	if (r < 0) {
+		/* the hub is stopping */
+		if (req->route == ROUTE_SUBMIT)
+			upload_finish(srv, &req->upload, r, &req->reply);
+		else
+			http_reply_text(&req->reply, 503, "the hub is shutting down\n");
+		atomic_store(&req->job_done, 1);
+		MHD_resume_connection(req->conn);
+	}
 	return 1;
 }
 
@@ -448,15 +495,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		http_watch_busy(&srv->watchdog, req->watch);
 		switch (req->route) {
 		case ROUTE_SUBMIT:
-			if (process_upload(req))
+		case ROUTE_STATUS:
+		case ROUTE_ROLLUPS:
+			if (start_work(req))
 				return MHD_YES;
 			break;
 		case ROUTE_RECEIPT:
 			answer_receipt_get(req);
-			break;
-		case ROUTE_STATUS:
-		case ROUTE_ROLLUPS:
-			answer_report(req, req->route == ROUTE_ROLLUPS);
 			break;
 		case ROUTE_HEALTH:
 			http_reply_text(&req->reply, 200, "ok\n");
@@ -477,10 +522,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			break;
 		}
 		break;
-	case REQ_WAITING:
+	case REQ_WORKING:
 		if (!atomic_load(&req->job_done))
 			return MHD_YES;
-		upload_finish(srv, &req->upload, 0, &req->reply);
+		if (req->to_writer)
+			upload_finish(srv, &req->upload, 0, &req->reply);
 		break;
 	case REQ_ANSWERED:
 		return MHD_YES;
@@ -501,26 +547,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	*con_cls = NULL;
 	http_watch_idle(&srv->watchdog, req->watch);
-	if (req->state == REQ_WAITING && !atomic_load(&req->job_done)) {
-		/* cannot happen: the writer is drained before MHD stops. The writer still
-		 * holds the job, so the request must outlive this callback. */
-		log_error("a request ended while its upload was being stored; leaking it");
+	if (req->state == REQ_WORKING && !atomic_load(&req->job_done)) {
+		/* cannot happen: the pool and the writer are drained before MHD stops. One of
+		 * them still holds the request, so it must outlive this callback. */
+		log_error("a request ended while it was being worked on; leaking it");
 	} else {
 		request_free(req);
 	}
 	atomic_fetch_sub(&srv->active, 1);
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's error messages (common/http_server.h). */
+static void on_mhd_error(void *data, const char *line)
 {
-	char line[512];
-	size_t n;
-
-	(void)cls;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	n = strlen(line);
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
+	(void)data;
 	log_warning("libmicrohttpd: %s", line);
 }
 
@@ -569,28 +609,27 @@ static int64_t monotonic_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct MHD_Daemon *start_daemon(struct server *srv, struct sockaddr_storage *addr)
+/* The HTTP server's settings (common/http_server.h). */
+static void http_options(struct server *srv, struct http_server_options *ret)
 {
 	const struct hub_config *cfg = srv->cfg;
-	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-	                 MHD_USE_ERROR_LOG;
-	unsigned threads = (unsigned)cfg->threads;
-	long cpus;
 
-	if (threads == 0) {
-		cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = cpus > 0 ? (unsigned)cpus : 1;
-	}
-	if (addr->ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
-	                        on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, addr,
-	                        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-	                        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	                        (size_t)cfg->connection_memory, MHD_OPTION_CONNECTION_TIMEOUT,
-	                        (unsigned)cfg->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED,
-	                        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-	                        http_watch_notify_connection, &srv->watchdog, MHD_OPTION_END);
+	memset(ret, 0, sizeof(*ret));
+	ret->listen = cfg->listen;
+	/* one thread moves the bytes (and does TLS); the work pool does the rest */
+	ret->flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+	ret->max_connections = (unsigned)cfg->max_connections;
+	ret->connection_memory = (size_t)cfg->connection_memory;
+	ret->idle_timeout = (unsigned)cfg->idle_timeout;
+	ret->on_request = on_request;
+	ret->request_data = srv;
+	ret->on_completed = on_completed;
+	ret->completed_data = srv;
+	ret->watchdog = &srv->watchdog;
+	ret->tls_cert = cfg->tls_cert;
+	ret->tls_key = cfg->tls_key;
+	ret->insecure_plain_http = cfg->insecure_plain_http;
+	ret->on_error = on_mhd_error;
 }
 
 /* A store written before rosters went out whole (migration 2) has a placeholder where its
@@ -649,6 +688,7 @@ static int start_forwarder(struct server *srv)
 	        .store_path = srv->store_path,
 	        .busy_timeout_ms = (int)cfg->busy_timeout_ms,
 	        .region_url = cfg->region_url,
+	        .cacert = cfg->region_cacert,
 	        .county_id = cfg->county_id,
 	        .county_key = &srv->county_key,
 	        .clock = &srv->clock,
@@ -680,18 +720,25 @@ static int serve(struct server *srv)
 	const struct hub_config *cfg = srv->cfg;
 	struct writer_options wo;
 	struct sockaddr_storage addr;
-	struct MHD_Daemon *daemon = NULL;
-	const union MHD_DaemonInfo *info;
+	struct http_server_options ho;
+	struct http_server http = {0};
 	struct store *store = NULL;
 	sigset_t signals;
 	char err[ERR_MAX] = "";
 	unsigned addr_len;
+	size_t threads;
 	int64_t until;
 	int sig = 0, r;
 
 	if (hub_parse_listen(cfg->listen, &addr, &addr_len) < 0) {
 		log_error("listen address '%s' is not ADDR:PORT", cfg->listen);
 		return -EINVAL;
+	}
+	http_options(srv, &ho);
+	r = http_server_check(&ho, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
+		return r;
 	}
 	r = load_data(srv);
 	if (r < 0)
@@ -729,42 +776,50 @@ static int serve(struct server *srv)
 		log_error("cannot start the writer: %s", err);
 		goto out;
 	}
+	threads = (size_t)cfg->threads;
+	if (threads == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		threads = cpus > 0 ? (size_t)cpus : 1;
+	}
+	r = workpool_start(threads, "hub-work", &srv->pool_work);
+	if (r < 0) {
+		log_errno(r, "cannot start the work threads");
+		goto out;
+	}
 	r = http_watchdog_start_notify(&srv->watchdog, cfg->request_timeout * 1000, on_cut, NULL);
 	if (r < 0) {
 		log_errno(r, "cannot start the watchdog");
 		goto out;
 	}
-	daemon = start_daemon(srv, &addr);
-	if (!daemon) {
-		r = -EADDRINUSE;
-		log_error("cannot serve on %s (in use, or not an address of this machine)",
-		          cfg->listen);
+	r = http_server_start(&http, &ho, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
 		goto out;
 	}
-	info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
-	log_info("county hub \"%s\" serving on %s (port %u), store '%s'", cfg->county_id,
-	         cfg->listen, info ? (unsigned)info->port : 0u, srv->store_path);
+	if (!http.tls && cfg->insecure_plain_http && !http_address_is_loopback(&addr))
+		log_warning("serving plain HTTP on %s, which is not a loopback address: returns "
+		            "cross the network in clear text",
+		            cfg->listen);
+	log_info("county hub \"%s\" serving %s on %s (port %u), store '%s'", cfg->county_id,
+	         http.tls ? "HTTPS" : "plain HTTP", cfg->listen, http.port, srv->store_path);
 
 	while (sigwait(&signals, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
 		;
 	log_info("stopping on %s: finishing the uploads in progress",
 	         sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	{
-		MHD_socket listen_fd = MHD_quiesce_daemon(daemon);
-
-		writer_stop(srv->writer);
-		until = monotonic_ms() + SHUTDOWN_WAIT_MS;
-		while (atomic_load(&srv->active) > 0 && monotonic_ms() < until)
-			usleep(10000);
-		MHD_stop_daemon(daemon);
-		daemon = NULL;
-		if (listen_fd != MHD_INVALID_SOCKET)
-			close(listen_fd);
-	}
+	http_server_quiesce(&http);
+	/* the checks queued go to the writer, which stores them all, then answers */
+	workpool_stop(srv->pool_work);
+	writer_stop(srv->writer);
+	until = monotonic_ms() + SHUTDOWN_WAIT_MS;
+	while (atomic_load(&srv->active) > 0 && monotonic_ms() < until)
+		usleep(10000);
 	r = 0;
 out:
-	if (daemon)
-		MHD_stop_daemon(daemon);
+	http_server_stop(&http);
+	workpool_free(srv->pool_work);
+	srv->pool_work = NULL;
 	writer_free(srv->writer);
 	srv->writer = NULL;
 	forward_stop(srv->forwarder);
@@ -775,8 +830,9 @@ out:
 
 int command_serve(int argc, char **argv)
 {
-	static const char synopsis[] =
-	        "county-hub serve [--dir DIR] [--listen ADDR:PORT] [--region URL]";
+	static const char synopsis[] = "county-hub serve [--dir DIR] [--listen ADDR:PORT] "
+	                               "[--tls-cert FILE --tls-key FILE] "
+	                               "[--region URL [--region-cacert FILE]]";
 	struct config_option table[HUB_OPTIONS_MAX];
 	struct hub_config cfg;
 	struct server srv;
@@ -829,6 +885,8 @@ int command_serve(int argc, char **argv)
 	}
 	snprintf(srv.store_dir, sizeof(srv.store_dir), "%s", cfg.dir);
 	atomic_init(&srv.active, 0);
+	atomic_init(&srv.free_bytes, -1);
+	atomic_init(&srv.free_checked_ms, INT64_MIN / 2);
 	pthread_mutex_init(&srv.pool_lock, NULL);
 	if (metrics_init(&srv.metrics) < 0)
 		goto out_pool;

@@ -23,6 +23,7 @@ struct forwarder;
 struct hub_config;
 struct schema;
 struct store;
+struct workpool;
 struct writer;
 
 /* What one thread needs to check an upload: a read-only store connection, an inflater
@@ -44,11 +45,15 @@ struct server {
 	struct jwk county_key;
 	char store_path[4096];
 	char store_dir[4096];
+	struct workpool *pool_work; /* the CPU work of uploads and reports (workpool.h) */
 	struct writer *writer;
 	struct forwarder *forwarder; /* NULL: no region configured */
 	struct metrics metrics;
 	struct http_watchdog watchdog;
 	atomic_int active; /* requests between their first call and their completion */
+	/* free bytes on the store's disk (-1: unknown) and when they were read (monotonic) */
+	atomic_llong free_bytes;
+	atomic_llong free_checked_ms;
 
 	pthread_mutex_t pool_lock;
 	struct worker *pool;

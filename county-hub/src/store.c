@@ -9,6 +9,10 @@
 #include "store.h"
 #include "common/banned.h"
 
+#ifndef SQLITE_DEFAULT_WAL_AUTOCHECKPOINT
+#define SQLITE_DEFAULT_WAL_AUTOCHECKPOINT 1000 /* pages, as SQLite's own default */
+#endif
+
 /* Each entry brings the schema from version i to i + 1, in one transaction. */
 static const char *const migrations[] = {
         /* 1: the roster, submissions, outbox, approvals and lock exceptions */
@@ -234,6 +238,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[STMT_COUNT];
+	void (*wal_fn)(void *data, int wal_pages);
+	void *wal_data;
 };
 
 static int errno_of(int rc)
@@ -445,6 +451,38 @@ int store_set_max_bytes(struct store *s, long long max_bytes)
 	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", pages > 1 ? pages : 1);
 	r = exec(s, sql);
 	return r;
+}
+
+static int on_wal(void *data, sqlite3 *db, const char *name, int wal_pages)
+{
+	struct store *s = data;
+
+	(void)db;
+	(void)name;
+	s->wal_fn(s->wal_data, wal_pages);
+	return SQLITE_OK;
+}
+
+void store_wal_hook(struct store *s, void (*fn)(void *data, int wal_pages), void *data)
+{
+	s->wal_fn = fn;
+	s->wal_data = data;
+	if (fn)
+		sqlite3_wal_hook(s->db, on_wal, s);
+	else
+		sqlite3_wal_autocheckpoint(s->db, SQLITE_DEFAULT_WAL_AUTOCHECKPOINT);
+}
+
+int store_checkpoint(struct store *s, int *ret_wal_pages, int *ret_copied)
+{
+	int wal_pages = 0, copied = 0, rc;
+
+	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied);
+	if (rc != SQLITE_OK)
+		return errno_of(rc) < 0 ? errno_of(rc) : -EIO;
+	*ret_wal_pages = wal_pages;
+	*ret_copied = copied;
+	return 0;
 }
 
 static int run_simple(struct store *s, enum stmt_id id)

@@ -71,6 +71,18 @@ const char *store_errmsg(const struct store *s);
  * fail with -ENOSPC. Only for this connection. */
 int store_set_max_bytes(struct store *s, long long max_bytes) WUR;
 
+/* Checkpoints (the write-ahead log copied into the database file). By default SQLite runs
+ * one inside the COMMIT that takes the log past 1,000 pages, so that commit returns late.
+ * store_wal_hook() instead calls fn(data, wal_pages) after each commit of this connection,
+ * on its thread, with the log's size in pages, and SQLite no longer checkpoints on this
+ * connection: the caller runs store_checkpoint() elsewhere (fn NULL restores SQLite's
+ * automatic checkpoint). store_checkpoint() is a passive checkpoint on this connection:
+ * it copies what no reader still needs and syncs both files, without blocking the writer;
+ * *ret_wal_pages is the log's size, *ret_copied the pages now in the database file. The
+ * log starts over from its beginning at the first commit after a complete checkpoint. */
+void store_wal_hook(struct store *s, void (*fn)(void *data, int wal_pages), void *data);
+int store_checkpoint(struct store *s, int *ret_wal_pages, int *ret_copied) WUR;
+
 /* Transactions: BEGIN IMMEDIATE (takes the write lock now, or -EBUSY), COMMIT,
  * ROLLBACK (harmless when none is open), and savepoints inside one. store_begin_read
  * opens a deferred transaction: every read until store_commit sees one snapshot. */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -29,6 +30,7 @@
 
 #define ERR_MAX 512
 #define RETRY_AFTER_S 2
+#define FREE_SPACE_CHECK_MS 250 /* how old the store disk's free space may be */
 
 void upload_init(struct upload *u, const char *peer)
 {
@@ -73,6 +75,34 @@ static void reject(struct server *srv, struct upload *u, struct http_reply *repl
 		         u ? u->peer : "-", school, id, message);
 }
 
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 when the store's disk has less free space than min_free_bytes, as statvfs(3) said at
+ * most FREE_SPACE_CHECK_MS ago: one system call per upload would cost more than the
+ * answer is worth at thousands of uploads a second. */
+static int disk_nearly_full(struct server *srv)
+{
+	int64_t now = monotonic_ms();
+	long long free_bytes = atomic_load(&srv->free_bytes);
+	struct statvfs st;
+
+	if (now - atomic_load(&srv->free_checked_ms) > FREE_SPACE_CHECK_MS) {
+		if (statvfs(srv->store_dir, &st) == 0)
+			free_bytes = (long long)((unsigned long long)st.f_bavail * st.f_frsize);
+		else
+			free_bytes = -1; /* unknown: let the store say when it is full */
+		atomic_store(&srv->free_bytes, free_bytes);
+		atomic_store(&srv->free_checked_ms, now);
+	}
+	return free_bytes >= 0 && free_bytes < srv->cfg->min_free_bytes;
+}
+
 /* A media type without its parameters, compared case-insensitively. */
 static int media_type_is(const char *value, const char *type)
 {
@@ -95,7 +125,6 @@ int upload_precheck(struct server *srv, const char *content_type, const char *co
 {
 	const struct hub_config *cfg = srv->cfg;
 	struct upload u;
-	struct statvfs st;
 	char message[160];
 	int ret = 1;
 
@@ -124,9 +153,7 @@ int upload_precheck(struct server *srv, const char *content_type, const char *co
 		       "Content-Encoding must be gzip", NULL, NULL);
 		goto out;
 	}
-	if (cfg->min_free_bytes > 0 && statvfs(srv->store_dir, &st) == 0 &&
-	    (unsigned long long)st.f_bavail * st.f_frsize <
-	            (unsigned long long)cfg->min_free_bytes) {
+	if (cfg->min_free_bytes > 0 && disk_nearly_full(srv)) {
 		reject(srv, &u, reply, 507, REASON_STORE_FULL,
 		       "the disk holding the store is nearly full", NULL, NULL);
 		goto out;
@@ -292,14 +319,11 @@ int upload_check(struct server *srv, struct worker *w, const char *body, size_t 
 	struct submission_context ctx;
 	enum submission_verdict verdict;
 	struct receipt_fields rf;
-	struct store_found found;
 	struct errlist errors;
 	struct lookup lookup;
 	struct date today;
 	char err[ERR_MAX] = "", message[ERR_MAX + 64];
-	char *stored = NULL;
-	size_t stored_len = 0;
-	int approved = 0, exception = 0, expired, have, r;
+	int r;
 
 	errlist_init(&errors);
 	u->received_ms = clock_now_ms(&srv->clock);
@@ -364,40 +388,13 @@ int upload_check(struct server *srv, struct worker *w, const char *body, size_t 
 	if (check_period(srv, u, reply))
 		return 1;
 
-	/* an identical resend: the stored receipt */
-	r = store_submission_find(w->reader, u->s.submission_id, &found, &stored, &stored_len);
-	if (r < 0 && r != -ENOENT)
-		goto store_error;
-	have = r == 0;
-	if (have && strcmp(found.payload_sha256, u->sha256) == 0) {
-		atomic_fetch_add(&srv->metrics.duplicates, 1);
-		log_info("duplicate upload status=200 peer=%s school=%s submission=%s: already "
-		         "stored with the same bytes",
-		         u->peer, u->s.school_id, u->s.submission_id);
-		answer_receipt(reply, 200, stored, stored_len);
-		return 1;
-	}
-	free(stored);
-
-	/* the locks, unless the county let this school through */
-	r = store_lock_state(w->reader, u->s.school_id, u->s.form->id, u->s.period, &approved,
-	                     &exception);
-	if (r < 0)
-		goto store_error;
-	expired = calendar_is_expired(srv->calendar, u->s.form->id, u->s.period, u->received_ms);
-	if (!exception && (approved || expired == 1)) {
-		snprintf(message, sizeof(message), "%s %s is locked: %s", u->s.form->id,
-		         u->s.period,
-		         approved ? "the county approved it" : "the period has expired");
-		reject(srv, u, reply, 423, REASON_LOCKED, message, NULL,
-		       approved ? "approved" : "expired");
-		return 1;
-	}
-	if (have) {
-		reject(srv, u, reply, 409, REASON_CONFLICT,
-		       "this submission_id is already stored with other bytes", NULL, NULL);
-		return 1;
-	}
+	/* The checks that need the store (an identical resend, the approval lock and the
+	 * county's exceptions, a conflicting resend, what a correction supersedes) are the
+	 * writer's, in that order, inside the transaction that stores the upload: reading
+	 * them here too would cost every upload a second round of reads. The expiry is a
+	 * matter of the calendar and the receive time, decided here. */
+	u->job.expired =
+	        calendar_is_expired(srv->calendar, u->s.form->id, u->s.period, u->received_ms) == 1;
 	if (u->s.supersedes && strcmp(u->s.supersedes, u->s.submission_id) == 0) {
 		if (errlist_add(&errors, ERRLIST_ERROR, "/supersedes", "x-supersedes",
 		                "a submission cannot supersede itself") < 0)
@@ -449,11 +446,6 @@ int upload_check(struct server *srv, struct worker *w, const char *body, size_t 
 	        .receipt_len = u->receipt_len,
 	};
 	return 0;
-store_error:
-	log_errno(r, "cannot read the store: %s", store_errmsg(w->reader));
-	reject(srv, u, reply, r == -EBUSY ? 503 : 500, r == -EBUSY ? REASON_BUSY : REASON_INTERNAL,
-	       r == -EBUSY ? "the store is busy" : "internal error", NULL, NULL);
-	return 1;
 }
 
 void upload_finish(struct server *srv, struct upload *u, int queue_error, struct http_reply *reply)
@@ -500,11 +492,16 @@ void upload_finish(struct server *srv, struct upload *u, int queue_error, struct
 		reject(srv, u, reply, 422, REASON_INVALID, u->job.message, &errors, NULL);
 		errlist_release(&errors);
 		break;
-	case 423:
-		snprintf(message, sizeof(message), "%s %s is locked: the county approved it",
-		         u->s.form->id, u->s.period);
-		reject(srv, u, reply, 423, REASON_LOCKED, message, NULL, "approved");
+	case 423: {
+		int approved = strcmp(u->job.message, "approved") == 0;
+
+		snprintf(message, sizeof(message), "%s %s is locked: %s", u->s.form->id,
+		         u->s.period,
+		         approved ? "the county approved it" : "the period has expired");
+		reject(srv, u, reply, 423, REASON_LOCKED, message, NULL,
+		       approved ? "approved" : "expired");
 		break;
+	}
 	case 503:
 		reject(srv, u, reply, 503, REASON_BUSY, u->job.message, NULL, NULL);
 		break;

@@ -1,13 +1,18 @@
 /* POST /v1/submissions: the checks of DESIGN section 4 in their order, cheap ones first,
- * with the statuses of docs/PROTOCOL.md. Three steps:
+ * with the statuses of docs/PROTOCOL.md, in four steps:
  *   upload_precheck  before the body is read: size by Content-Length (413), media type
  *                    and encoding (415), free space on the store's disk (507);
  *   upload_check     once the body is in: inflate with caps (413/400), submission_check
  *                    (400/401/403/422; the roster lookup refuses a school that is not
- *                    open on the receive date), the period of the form (422 /period),
- *                    an identical resend (200 with the stored receipt), the locks (423
- *                    expired|approved, unless the school has an exception), a conflicting
- *                    resend (409); then the receipt is signed and the job is ready;
+ *                    open on the receive date), the period of the form (422 /period), a
+ *                    correction that supersedes itself (422); whether the period had
+ *                    expired at the receive time; then the receipt is signed and the job
+ *                    is ready;
+ *   the writer       the checks that need the store, in the transaction that stores the
+ *                    upload (writer.h): an identical resend (200 with the stored receipt),
+ *                    the locks (423 expired|approved, unless the school has an
+ *                    exception), a conflicting resend (409), what a correction supersedes
+ *                    (422 /supersedes);
  *   upload_finish    the writer's outcome as an answer (201 with the receipt, 200, 409,
  *                    422 /supersedes, 423, 503 + Retry-After, 507).
  * Every decision is counted (metrics) and logged once, without the payload's text.

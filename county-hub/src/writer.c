@@ -12,6 +12,23 @@
 #include "writer.h"
 #include "common/banned.h"
 
+/* The log's size past which the checkpointer copies it into the database file: SQLite's
+ * own threshold for the checkpoint it would otherwise run inside a commit. */
+#define CHECKPOINT_PAGES 1000
+
+/* SQLite starts the log over (instead of making it longer) at the first commit after a
+ * checkpoint that copied all of it, provided nothing was committed in between. Under a
+ * steady load the writer always commits while the checkpointer copies, so a checkpoint
+ * done beside the commits alone never lets the log start over. Hence two steps: the
+ * checkpointer copies the bulk beside the commits (CKPT_BULK), then the writer, between
+ * two groups and after answering the first, copies the few pages committed meanwhile
+ * (CKPT_FINISH), and its next commit starts the log over. */
+enum ckpt_state {
+	CKPT_IDLE,
+	CKPT_BULK,   /* the checkpointer is at work */
+	CKPT_FINISH, /* the bulk is copied: the writer finishes after its current group */
+};
+
 struct writer {
 	struct writer_options o;
 	struct store *store;
@@ -23,6 +40,14 @@ struct writer {
 	size_t queued, reserved;
 	int stopping;
 	int joined;
+
+	/* the checkpointer: its own connection and thread, woken by the writer's commits */
+	struct store *ckpt_store;
+	pthread_t ckpt_thread;
+	pthread_cond_t ckpt_wake;
+	enum ckpt_state ckpt; /* under lock */
+	int ckpt_stopping;    /* under lock */
+	int last_wal_pages;   /* writer thread only */
 };
 
 static double monotonic_seconds(void)
@@ -56,30 +81,32 @@ static int store_job(struct writer *w, struct writer_job *job)
 	struct store_found found;
 	char *receipt = NULL;
 	size_t receipt_len = 0;
-	int approved, exception, r;
+	int approved, exception, have, r;
 
 	r = store_submission_find(w->store, sub->submission_id, &found, &receipt, &receipt_len);
-	if (r == 0) {
-		if (strcmp(found.payload_sha256, sub->payload_sha256) == 0) {
-			job->status = 200;
-			job->receipt = receipt;
-			job->receipt_len = receipt_len;
-		} else {
-			free(receipt);
-			job->status = 409;
-			job->message = "this submission_id is already stored with other bytes";
-		}
+	if (r < 0 && r != -ENOENT)
+		return r;
+	have = r == 0;
+	if (have && strcmp(found.payload_sha256, sub->payload_sha256) == 0) {
+		/* answered even when the period has locked since: it is stored */
+		job->status = 200;
+		job->receipt = receipt;
+		job->receipt_len = receipt_len;
 		return 0;
 	}
-	if (r != -ENOENT)
-		return r;
+	free(receipt);
 	r = store_lock_state(w->store, sub->school_id, sub->form, sub->period, &approved,
 	                     &exception);
 	if (r < 0)
 		return r;
-	if (approved && !exception) {
+	if (!exception && (approved || job->expired)) {
 		job->status = 423;
-		job->message = "approved";
+		job->message = approved ? "approved" : "expired";
+		return 0;
+	}
+	if (have) {
+		job->status = 409;
+		job->message = "this submission_id is already stored with other bytes";
 		return 0;
 	}
 	if (sub->supersedes) {
@@ -176,6 +203,80 @@ static void run_group(struct writer *w, struct writer_job *group, size_t count)
 	}
 }
 
+/* Writer thread, after each commit (store_wal_hook): wake the checkpointer once the log
+ * is long enough. Never waits for a checkpoint. */
+static void on_wal(void *data, int wal_pages)
+{
+	struct writer *w = data;
+
+	atomic_store(&w->metrics->wal_pages, wal_pages);
+	if (wal_pages < w->last_wal_pages)
+		atomic_fetch_add(&w->metrics->wal_restarts, 1);
+	w->last_wal_pages = wal_pages;
+	if (wal_pages < CHECKPOINT_PAGES)
+		return;
+	pthread_mutex_lock(&w->lock);
+	if (w->ckpt == CKPT_IDLE) {
+		w->ckpt = CKPT_BULK;
+		pthread_cond_signal(&w->ckpt_wake);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* A passive checkpoint on store, counted. 1 when it copied all of the log it saw, 0 when
+ * readers kept some of it back, or a negative errno. */
+static int checkpoint(struct writer *w, struct store *store)
+{
+	double t0 = monotonic_seconds();
+	int wal_pages = 0, copied = 0, r;
+
+	r = store_checkpoint(store, &wal_pages, &copied);
+	metrics_checkpoint(w->metrics, monotonic_seconds() - t0, r < 0);
+	if (r < 0 && r != -EBUSY)
+		log_warning("cannot checkpoint the store, retrying after a later commit: %s",
+		            store_errmsg(store));
+	if (r < 0)
+		return r;
+	log_debug("checkpoint: %d of %d log pages in the database file", copied, wal_pages);
+	return copied >= wal_pages;
+}
+
+/* The checkpointer's thread: the bulk of each checkpoint, beside the commits, so that no
+ * upload waits for it (inside a commit it would cost that group the copy of some 4 MB and
+ * two more syncs). */
+static void *checkpoint_main(void *data)
+{
+	struct writer *w = data;
+	int r;
+
+	pthread_setname_np(pthread_self(), "hub-checkpoint");
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (w->ckpt != CKPT_BULK && !w->ckpt_stopping)
+			pthread_cond_wait(&w->ckpt_wake, &w->lock);
+		if (w->ckpt_stopping)
+			break;
+		pthread_mutex_unlock(&w->lock);
+		r = checkpoint(w, w->ckpt_store);
+		pthread_mutex_lock(&w->lock);
+		/* readers kept part of it: a later commit asks again */
+		w->ckpt = r == 1 ? CKPT_FINISH : CKPT_IDLE;
+		if (w->ckpt == CKPT_FINISH)
+			pthread_cond_signal(&w->wake);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static void checkpoint_stop(struct writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->ckpt_stopping = 1;
+	pthread_cond_signal(&w->ckpt_wake);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->ckpt_thread, NULL);
+}
+
 static void *writer_main(void *data)
 {
 	struct writer *w = data;
@@ -185,8 +286,16 @@ static void *writer_main(void *data)
 	pthread_setname_np(pthread_self(), "hub-writer");
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (!w->head && !(w->stopping && w->reserved == 0))
+		while (!w->head && w->ckpt != CKPT_FINISH && !(w->stopping && w->reserved == 0))
 			pthread_cond_wait(&w->wake, &w->lock);
+		if (w->ckpt == CKPT_FINISH) {
+			/* between two groups: what waits for this is the next one */
+			w->ckpt = CKPT_IDLE;
+			pthread_mutex_unlock(&w->lock);
+			(void)checkpoint(w, w->store);
+			pthread_mutex_lock(&w->lock);
+			continue;
+		}
 		if (!w->head)
 			break;
 		group = w->head;
@@ -218,27 +327,39 @@ int writer_start(const struct writer_options *o, struct metrics *m, struct write
 	w->o = *o;
 	w->metrics = m;
 	r = store_open(o->store_path, 0, o->busy_timeout_ms, &w->store, err, errlen);
-	if (r < 0) {
-		free(w);
-		return r;
-	}
+	if (r < 0)
+		goto fail;
+	r = store_open(o->store_path, 0, o->busy_timeout_ms, &w->ckpt_store, err, errlen);
+	if (r < 0)
+		goto fail;
 	r = store_set_max_bytes(w->store, o->store_max_bytes);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot cap the store: %s", store_errmsg(w->store));
-		goto fail_store;
+		goto fail;
 	}
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);
+	pthread_cond_init(&w->ckpt_wake, NULL);
+	r = -pthread_create(&w->ckpt_thread, NULL, checkpoint_main, w);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot start the checkpoint thread");
+		goto fail_sync;
+	}
+	store_wal_hook(w->store, on_wal, w);
 	r = -pthread_create(&w->thread, NULL, writer_main, w);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot start the writer thread");
-		pthread_cond_destroy(&w->wake);
-		pthread_mutex_destroy(&w->lock);
-		goto fail_store;
+		checkpoint_stop(w);
+		goto fail_sync;
 	}
 	*ret = w;
 	return 0;
-fail_store:
+fail_sync:
+	pthread_cond_destroy(&w->ckpt_wake);
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->lock);
+fail:
+	store_close(w->ckpt_store);
 	store_close(w->store);
 	free(w);
 	return r;
@@ -295,6 +416,7 @@ void writer_stop(struct writer *w)
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
+	checkpoint_stop(w);
 	w->joined = 1;
 }
 
@@ -303,8 +425,11 @@ void writer_free(struct writer *w)
 	if (!w)
 		return;
 	writer_stop(w);
+	pthread_cond_destroy(&w->ckpt_wake);
 	pthread_cond_destroy(&w->wake);
 	pthread_mutex_destroy(&w->lock);
+	/* the last connection to close checkpoints what is left */
+	store_close(w->ckpt_store);
 	store_close(w->store);
 	free(w);
 }

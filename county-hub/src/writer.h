@@ -2,11 +2,19 @@
  * connection for uploads in `serve` (the forwarder has its own, for short transactions
  * that mark rows sent). Request handlers hand it verified uploads; it takes everything
  * queued (up to group_max) into one transaction, decides what only the store can decide
- * (a duplicate or conflicting submission_id, an approval lock that arrived meanwhile, the
- * submission a correction supersedes), inserts each accepted upload with its outbox row,
+ * (an identical resend, the locks and the county's exceptions, a conflicting
+ * submission_id, the submission a correction supersedes: the order of DESIGN section 4),
+ * inserts each accepted upload with its outbox row,
  * moves the pending roll-up of each (form, period) it stored a return of behind them
  * (store_rollup_mark), commits (synchronous=FULL: durable when COMMIT returns), and only
  * then reports each upload's outcome. Nothing is reported as stored before its commit.
+ * The writer never sleeps to let a group grow: it commits whatever is waiting, and what
+ * arrives during that commit makes the next group.
+ *
+ * Checkpoints (copying the store's log into the database file) run on a thread of their
+ * own with their own connection, woken when a commit leaves the log past 1,000 pages,
+ * rather than inside the commit that crosses that size (store_wal_hook), so no group
+ * waits for one.
  *
  * A handler first reserves a place (writer_reserve: -EAGAIN when queue_max uploads are
  * waiting, -ESHUTDOWN once the writer stops), then submits its job, which the writer
@@ -25,10 +33,12 @@ struct writer;
 struct writer_job {
 	/* in: the upload to store; borrowed until done() */
 	struct store_submission sub;
-	/* out, set before done(): 201 stored now; 200 already stored with the same bytes
-	 * (receipt: the stored receipt, the job's owner frees it); 409 stored with other
-	 * bytes; 423 approved meanwhile; 422 supersedes names no submission of this
-	 * school, form and period; 503 store locked; 507 store full; 500 other failures */
+	int expired; /* in: the period had expired when the upload was received */
+	/* out, set before done(), decided in this order: 200 already stored with the same
+	 * bytes (receipt: the stored receipt, the job's owner frees it); 423 locked (message
+	 * "approved" or "expired") unless the school has a lock exception; 409 stored with
+	 * other bytes; 422 supersedes names no submission of this school, form and period;
+	 * 201 stored now; 503 store locked; 507 store full; 500 other failures */
 	int status;
 	const char *message; /* static text for people, for the non-2xx outcomes */
 	char *receipt;

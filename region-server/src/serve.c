@@ -4,6 +4,9 @@
  * (inspect.h, the inspectors; GET /v1/inspections lists the queries), GET /healthz (200
  * when the database answers, else 503), GET /metrics (metrics.h).
  *
+ * HTTPS with --tls-cert and --tls-key; plain HTTP only on a loopback address unless
+ * --insecure-plain-http (common/http_server.h).
+ *
  * Threads: one per connection (MHD_USE_THREAD_PER_CONNECTION: a request waits for the
  * database, and a thread pool would stall every other connection of the waiting thread),
  * at most max_connections. The access handler does each request's work on the final call
@@ -21,11 +24,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,8 +50,8 @@
 #include "common/banned.h"
 
 #define USAGE                                                                                      \
-	"serve [--db CONNINFO] [--listen ADDR:PORT] [--schemas-dir DIR] [--config FILE] "          \
-	"[OPTIONS]"
+	"serve [--db CONNINFO] [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE] "             \
+	"[--schemas-dir DIR] [--config FILE] [OPTIONS]"
 #define OTHER_BODY_MAX (64 * 1024) /* bytes of body we discard on a route that takes none */
 #define SHUTDOWN_WAIT_MS 30000
 #define INSPECTIONS_PREFIX "/v1/inspections/"
@@ -574,16 +575,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	atomic_fetch_sub(&srv->active, 1);
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's error messages (common/http_server.h). */
+static void on_mhd_error(void *data, const char *line)
 {
-	char line[512];
-	size_t n;
-
-	(void)cls;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	n = strlen(line);
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
+	(void)data;
 	log_warning("libmicrohttpd: %s", line);
 }
 
@@ -677,25 +672,46 @@ static int64_t monotonic_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int run(struct server *srv)
+/* The HTTPS settings of serve (flags and --config FILE). */
+struct tls_options {
+	char *cert;
+	char *key;
+	int insecure_plain_http;
+};
+
+static void http_options(struct server *srv, const struct tls_options *tls,
+                         struct http_server_options *ret)
 {
 	const struct region_config *cfg = srv->cfg;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-	                 MHD_USE_ITC | MHD_USE_ERROR_LOG;
-	struct MHD_Daemon *daemon = NULL;
-	const union MHD_DaemonInfo *info;
-	struct sockaddr_storage addr;
-	unsigned addr_len;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->listen = cfg->listen;
+	ret->flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC;
+	ret->max_connections = (unsigned)cfg->max_connections;
+	ret->connection_memory = (size_t)cfg->connection_memory;
+	ret->idle_timeout = (unsigned)cfg->idle_timeout;
+	ret->on_request = on_request;
+	ret->request_data = srv;
+	ret->on_completed = on_completed;
+	ret->completed_data = srv;
+	ret->watchdog = &srv->watchdog;
+	ret->tls_cert = tls->cert;
+	ret->tls_key = tls->key;
+	ret->insecure_plain_http = tls->insecure_plain_http;
+	ret->on_error = on_mhd_error;
+}
+
+static int run(struct server *srv, const struct tls_options *tls)
+{
+	const struct region_config *cfg = srv->cfg;
+	struct http_server_options o;
+	struct http_server http = {0};
+	char err[1024];
 	sigset_t signals;
 	int64_t until;
 	int sig = 0, r;
 
-	if (http_parse_listen(cfg->listen, &addr, &addr_len) < 0) {
-		log_error("listen address '%s' is not ADDR:PORT", cfg->listen);
-		return -EINVAL;
-	}
-	if (addr.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+	http_options(srv, tls, &o);
 	/* every thread started from here on inherits the blocked signals */
 	sigemptyset(&signals);
 	sigaddset(&signals, SIGTERM);
@@ -705,44 +721,35 @@ static int run(struct server *srv)
 	r = http_watchdog_start_notify(&srv->watchdog, cfg->request_timeout * 1000, on_cut, NULL);
 	if (r < 0)
 		return log_errno(r, "cannot start the watchdog");
-	daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
-	                          on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, &addr,
-	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	                          (size_t)cfg->connection_memory, MHD_OPTION_CONNECTION_TIMEOUT,
-	                          (unsigned)cfg->idle_timeout, MHD_OPTION_NOTIFY_COMPLETED,
-	                          on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-	                          http_watch_notify_connection, &srv->watchdog, MHD_OPTION_END);
-	if (!daemon) {
+	r = http_server_start(&http, &o, err, sizeof(err));
+	if (r < 0) {
 		http_watchdog_stop(&srv->watchdog);
-		log_error("cannot serve on %s (in use, or not an address of this machine)",
-		          cfg->listen);
-		return -EADDRINUSE;
+		log_error("%s", err);
+		return r;
 	}
-	info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
-	log_info("region server serving on %s (port %u, at most %zu database connections)",
-	         cfg->listen, info ? (unsigned)info->port : 0u, srv->workers_max);
+	if (!http.tls && tls->insecure_plain_http)
+		log_warning("serving plain HTTP on %s as asked: what travels is readable and "
+		            "forgeable on the way unless the address is loopback",
+		            cfg->listen);
+	log_info("region server serving %s on %s (port %u, at most %zu database connections)",
+	         http.tls ? "HTTPS" : "plain HTTP", cfg->listen, http.port, srv->workers_max);
 
 	while (sigwait(&signals, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
 		;
 	log_info("stopping on %s: finishing the requests in progress",
 	         sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	{
-		MHD_socket listen_fd = MHD_quiesce_daemon(daemon);
-
-		until = monotonic_ms() + SHUTDOWN_WAIT_MS;
-		while (atomic_load(&srv->active) > 0 && monotonic_ms() < until)
-			usleep(10000);
-		MHD_stop_daemon(daemon);
-		if (listen_fd != MHD_INVALID_SOCKET)
-			close(listen_fd);
-	}
+	http_server_quiesce(&http);
+	until = monotonic_ms() + SHUTDOWN_WAIT_MS;
+	while (atomic_load(&srv->active) > 0 && monotonic_ms() < until)
+		usleep(10000);
+	http_server_stop(&http);
 	http_watchdog_stop(&srv->watchdog);
 	return 0;
 }
 
 int command_serve(int argc, char **argv)
 {
+	struct tls_options tls = {NULL, NULL, 0};
 	struct region_config cfg = {
 	        .db_connections = 0,
 	        .max_connections = 256,
@@ -787,6 +794,14 @@ int command_serve(int argc, char **argv)
 	         "the longest one SQL statement may run", "MS", 0, 3600000},
 	        {"no_migrate", CONFIG_BOOLEAN, &cfg.no_migrate,
 	         "do not bring the schema up to date at start", NULL, 0, 0},
+	        {"tls_cert", CONFIG_STRING, &tls.cert,
+	         "serve HTTPS with this certificate chain (PEM)", "FILE", 0, 0},
+	        {"tls_key", CONFIG_STRING, &tls.key, "the private key (PEM) of tls_cert", "FILE", 0,
+	         0},
+	        {"insecure_plain_http", CONFIG_BOOLEAN, &tls.insecure_plain_http,
+	         "serve plain HTTP on an address other than loopback (what travels is readable "
+	         "on the way)",
+	         NULL, 0, 0},
 	        {NULL, 0, NULL, NULL, NULL, 0, 0},
 	};
 	struct server srv;
@@ -845,10 +860,20 @@ int command_serve(int argc, char **argv)
 	status = EX_CONFIG;
 	if (command_schemas_dir(cfg.schemas_dir, dir, sizeof(dir)) < 0 || load_data(&srv, dir) < 0)
 		goto out_metrics;
+	{
+		struct http_server_options o;
+
+		http_options(&srv, &tls, &o);
+		r = http_server_check(&o, err, sizeof(err));
+		if (r < 0) {
+			log_error("%s", err);
+			goto out_metrics;
+		}
+	}
 	status = EX_UNAVAILABLE;
 	if (!cfg.no_migrate && migrate_at_start(&srv, dir) < 0)
 		goto out_metrics;
-	r = run(&srv);
+	r = run(&srv, &tls);
 	status = r < 0 ? EX_UNAVAILABLE : EX_OK;
 	if (r == 0)
 		log_info("stopped");

@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import time
 import uuid
@@ -111,6 +112,7 @@ class Hub:
         self.proc = None
         self.log_path = self.dir.parent / (self.dir.name + ".log")
         self.keys = {}
+        self.tls = None  # while serving HTTPS: an object with .cert, .key, .cacert paths
 
     # commands -----------------------------------------------------------------------
     def run(self, *args, check=True, clock=None):
@@ -148,17 +150,21 @@ class Hub:
         config.update(overrides)
         path.write_text(json.dumps(config))
 
-    def start(self, clock=None, **config):
-        """Starts `serve` on a free port; config keys go to hub.json."""
+    def start(self, clock=None, tls=None, **config):
+        """Starts `serve` on a free port; config keys go to hub.json. tls (an object with
+        .cert, .key and .cacert paths): serve HTTPS with that certificate and key, and
+        talk to it trusting that CA."""
         if config:
             self.write_config(**config)
         self.port = free_port()
+        self.tls = tls
         env = dict(os.environ, RETURNS_CLOCK=clock or self.clock)
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(BINARY), "serve", "--dir", str(self.dir), "--schemas-dir", str(SCHEMAS),
-             "--listen", f"127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=self.log, env=env)
+        args = [str(BINARY), "serve", "--dir", str(self.dir), "--schemas-dir", str(SCHEMAS),
+                "--listen", f"127.0.0.1:{self.port}"]
+        if tls:
+            args += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=env)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"hub exited: {self.log_text()}"
@@ -194,8 +200,18 @@ class Hub:
             return ""
 
     # HTTP ---------------------------------------------------------------------------
+    def url(self):
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def connection(self, timeout=30):
+        if self.tls:
+            context = ssl.create_default_context(cafile=str(self.tls.cacert))
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=context)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
     def request(self, method, path, body=None, headers=None, timeout=30):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = self.connection(timeout)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             r = conn.getresponse()

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import time
 import uuid
@@ -79,6 +80,7 @@ class Region:
         self.port = None
         self.proc = None
         self.log_path = self.folder / "region.log"
+        self.tls = None  # while serving HTTPS: an object with .cert, .key, .cacert paths
 
     # commands ---------------------------------------------------------------------------
     def run(self, *args, check=0, env=None):
@@ -107,13 +109,17 @@ class Region:
         return self.run(*args).stdout.strip()
 
     # server -----------------------------------------------------------------------------
-    def start(self, clock=DEFAULT_CLOCK, extra=()):
+    def start(self, clock=DEFAULT_CLOCK, extra=(), tls=None):
+        """tls (an object with .cert, .key and .cacert paths): serve HTTPS with that
+        certificate and key, and talk to it trusting that CA."""
         self.port = free_port()
+        self.tls = tls
         env = dict(os.environ, RETURNS_CLOCK=clock)
         self.log = open(self.log_path, "ab")
+        tls_args = ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)] if tls else []
         self.proc = subprocess.Popen(
             [str(REGION), "serve", "--db", self.dsn, "--listen", f"127.0.0.1:{self.port}",
-             "--schemas-dir", str(SCHEMAS), *map(str, extra)],
+             "--schemas-dir", str(SCHEMAS), *tls_args, *map(str, extra)],
             stdout=self.log, stderr=self.log, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -148,11 +154,16 @@ class Region:
             return ""
 
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     # HTTP -------------------------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, timeout=60):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.tls:
+            context = ssl.create_default_context(cafile=str(self.tls.cacert))
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             r = conn.getresponse()
