@@ -3,16 +3,17 @@
  * (bench/loadgen.h) in the same run (issue 3):
  *
  *   - queue: `school-agent import` of incident reports from CSV files (10,000 rows a file,
- *     the import's limit, unless BENCH_AGENT_IMPORT_ROWS says fewer), each return checked,
- *     signed and written durably as `submit` does; its rate beside one fsync per upload on the same
- * disk (the agent makes each return durable with fsyncs of its own, so this is the ceiling's order
- * of magnitude);
- *   - sync: one `school-agent sync` delivering the whole outbox (gzip, one keep-alive
- *     connection, one return at a time, each receipt verified and kept durably); its rate
+ *     the import's limit, unless BENCH_AGENT_IMPORT_ROWS says fewer), each return checked
+ *     and signed as `submit` does, the file's returns queued together once all are valid
+ *     (a staging folder, one flush of the filesystem for the file); its rate beside one
+ *     fsync per upload on the same disk (no target: an order of magnitude);
+ *   - sync: one `school-agent sync` delivering the whole outbox (gzip, the agent's default
+ *     of 8 uploads in flight on keep-alive connections, each receipt verified, the
+ *     receipts of the returns delivered together kept durably as a group); its rate
  *     beside the accepted durable returns per second of the load generator (1,000 schools,
  *     64 connections) against the same hub, measured just before (the target's baseline);
- *     and, to tell the agent's own costs from those of sending one return at a time, beside
- *     the load generator over one connection (no target);
+ *     and beside the load generator over one connection (no target: what a client sending
+ *     one return at a time reaches);
  *   - the peak RSS of each agent command: ru_maxrss from wait4. A child's ru_maxrss counts
  *     what it held before its exec, so every agent command runs under a small launcher (this
  *     program, re-executed with --measure) that forks it and reads its rusage; the

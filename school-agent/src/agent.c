@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "http.h"
 #include "common/buf.h"
 #include "common/calendar.h"
 #include "common/datadir.h"
@@ -17,6 +18,7 @@
 
 #define TIMEOUT_DEFAULT 60
 #define RETRY_MAX_DEFAULT 3600
+#define PARALLEL_DEFAULT 8
 
 void agent_options_bind(struct agent *a)
 {
@@ -38,6 +40,8 @@ void agent_options_bind(struct agent *a)
 	        {"timeout", CONFIG_INTEGER, &c->timeout, "seconds per upload", "SECONDS", 1, 3600},
 	        {"retry_max", CONFIG_INTEGER, &c->retry_max, "longest wait between attempts",
 	         "SECONDS", 1, 7 * 86400},
+	        {"parallel", CONFIG_INTEGER, &c->parallel, "uploads in flight at once", "N", 1,
+	         HTTP_PARALLEL_MAX},
 	        {NULL, 0, NULL, NULL, NULL, 0, 0},
 	};
 
@@ -47,6 +51,8 @@ void agent_options_bind(struct agent *a)
 		c->timeout = TIMEOUT_DEFAULT;
 	if (c->retry_max == 0)
 		c->retry_max = RETRY_MAX_DEFAULT;
+	if (c->parallel == 0)
+		c->parallel = PARALLEL_DEFAULT;
 }
 
 int agent_digits(const char *s, size_t n)

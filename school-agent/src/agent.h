@@ -5,6 +5,7 @@
  *   DIR/outbox/          <id>.jws queued returns (plus <id>.retry while backing off)
  *   DIR/sent/            <id>.jws and <id>.receipt: delivered, with a verified receipt
  *   DIR/rejected/        <id>.jws and <id>.error.json: refused for good by the hub
+ *   DIR/staging/         an import's returns until all are written (spool.h)
  *   DIR/sync-state.json  when the hub may be tried again after a failure
  * Every file is replaced atomically and durably (common/fileio.h). */
 #ifndef SCHOOL_AGENT_AGENT_H
@@ -27,6 +28,7 @@ struct form_set;
 #define AGENT_OUTBOX "outbox"
 #define AGENT_SENT "sent"
 #define AGENT_REJECTED "rejected"
+#define AGENT_STAGING "staging"
 
 #define AGENT_OPTIONS_MAX 16
 
@@ -44,6 +46,7 @@ struct agent_config {
 	char *closed_on;     /* optional YYYY-MM-DD: its last open day */
 	long long timeout;   /* seconds one upload may take */
 	long long retry_max; /* seconds: the longest wait between attempts */
+	long long parallel;  /* uploads in flight at once during a sync */
 };
 
 struct agent {

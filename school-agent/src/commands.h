@@ -11,5 +11,6 @@ int command_sync(int argc, char **argv);
 int command_status(int argc, char **argv);
 int command_due(int argc, char **argv);
 int command_run(int argc, char **argv);
+int command_requeue(int argc, char **argv);
 
 #endif

@@ -192,6 +192,9 @@ int command_due(int argc, char **argv)
 		status = EX_CONFIG;
 		goto out;
 	}
+	/* an import a crash interrupted: queued whole, or not at all */
+	if (spool_recover(&agent) < 0)
+		log_warning("the outbox may lack the returns of an interrupted import");
 	if ((agent.cfg.opened_on &&
 	     parse_config_date("opened_on", agent.cfg.opened_on, &opened) < 0) ||
 	    (agent.cfg.closed_on &&

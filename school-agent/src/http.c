@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -16,16 +17,16 @@
 
 static size_t on_body(char *data, size_t size, size_t n, void *userdata)
 {
-	struct http_client *c = userdata;
+	struct http_transfer *t = userdata;
 
 	/* past the cap, a short count makes libcurl fail the transfer */
-	if (buf_append(&c->body, data, n) < 0)
+	if (buf_append(&t->body, data, n) < 0)
 		return 0;
 	(void)size;
 	return n;
 }
 
-static void parse_retry_after(struct http_client *c, const char *v, size_t len)
+static void parse_retry_after(struct http_transfer *t, const char *v, size_t len)
 {
 	char text[128];
 	struct clock real;
@@ -57,21 +58,21 @@ static void parse_retry_after(struct http_client *c, const char *v, size_t len)
 		if (secs < 0)
 			secs = 0;
 	}
-	c->retry_after_s = secs > HTTP_RETRY_AFTER_MAX ? HTTP_RETRY_AFTER_MAX : (long)secs;
+	t->retry_after_s = secs > HTTP_RETRY_AFTER_MAX ? HTTP_RETRY_AFTER_MAX : (long)secs;
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *userdata)
 {
 	static const char ra[] = "retry-after:", ct[] = "content-type:";
-	struct http_client *c = userdata;
+	struct http_transfer *t = userdata;
 
 	(void)size;
 	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
 		/* a new answer (after a 100 Continue, say): forget the previous one's */
-		c->retry_after_s = -1;
-		c->content_type[0] = '\0';
+		t->retry_after_s = -1;
+		t->content_type[0] = '\0';
 	} else if (n > sizeof(ra) - 1 && strncasecmp(data, ra, sizeof(ra) - 1) == 0) {
-		parse_retry_after(c, data + sizeof(ra) - 1, n - (sizeof(ra) - 1));
+		parse_retry_after(t, data + sizeof(ra) - 1, n - (sizeof(ra) - 1));
 	} else if (n > sizeof(ct) - 1 && strncasecmp(data, ct, sizeof(ct) - 1) == 0) {
 		size_t i = sizeof(ct) - 1, len = n;
 
@@ -79,60 +80,27 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata)
 			i++;
 		while (len > i && (data[len - 1] == '\r' || data[len - 1] == '\n'))
 			len--;
-		if (len - i < sizeof(c->content_type)) {
-			memcpy(c->content_type, data + i, len - i);
-			c->content_type[len - i] = '\0';
+		if (len - i < sizeof(t->content_type)) {
+			memcpy(t->content_type, data + i, len - i);
+			t->content_type[len - i] = '\0';
 		}
 	}
 	return n;
 }
 
-int http_client_init(struct http_client *ret, const char *base_url, const struct http_options *o,
-                     char *err, size_t errlen)
+/* One easy handle with every option but the body, answering into t. */
+static CURLcode transfer_setup(struct http_transfer *t, const struct http_client *c,
+                               const struct http_options *o)
 {
-	struct http_client c = {0};
-	size_t n = strlen(base_url);
-	CURL *curl;
+	CURL *curl = t->curl;
 	CURLcode cc = CURLE_OK;
-	int r;
 
-	r = peer_url_check(base_url, "hub", err, errlen);
-	if (r < 0)
-		return r;
-	while (n > 0 && base_url[n - 1] == '/')
-		n--;
-	c.url = malloc(n + sizeof(SUBMISSIONS_PATH));
-	if (!c.url)
-		return -ENOMEM;
-	memcpy(c.url, base_url, n);
-	memcpy(c.url + n, SUBMISSIONS_PATH, sizeof(SUBMISSIONS_PATH));
-	buf_init(&c.body, HTTP_BODY_MAX);
-	c.retry_after_s = -1;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		free(c.url);
-		snprintf(err, errlen, "libcurl cannot start");
-		return -EIO;
-	}
-	curl = curl_easy_init();
-	c.curl = curl;
-	c.headers = curl_slist_append(NULL, "Content-Type: application/jose+json");
-	if (c.headers)
-		c.headers = curl_slist_append(c.headers, "Content-Encoding: gzip");
-	if (c.headers)
-		c.headers = curl_slist_append(c.headers, "Accept: application/jose+json, "
-		                                         "application/json");
-	if (c.headers) /* no "Expect: 100-continue" round trip */
-		c.headers = curl_slist_append(c.headers, "Expect:");
-	if (!curl || !c.headers) {
-		r = -ENOMEM;
-		goto fail;
-	}
 	if (cc == CURLE_OK)
-		cc = curl_easy_setopt(curl, CURLOPT_URL, c.url);
+		cc = curl_easy_setopt(curl, CURLOPT_URL, c->url);
 	if (cc == CURLE_OK)
 		cc = curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (cc == CURLE_OK)
-		cc = curl_easy_setopt(curl, CURLOPT_HTTPHEADER, c.headers);
+		cc = curl_easy_setopt(curl, CURLOPT_HTTPHEADER, c->headers);
 	if (cc == CURLE_OK)
 		cc = curl_easy_setopt(curl, CURLOPT_USERAGENT, "school-agent/" RETURNS_VERSION);
 	if (cc == CURLE_OK)
@@ -159,41 +127,124 @@ int http_client_init(struct http_client *ret, const char *base_url, const struct
 	if (cc == CURLE_OK)
 		cc = curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
 	if (cc == CURLE_OK)
-		cc = curl_easy_setopt(curl, CURLOPT_WRITEDATA, ret);
+		cc = curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
 	if (cc == CURLE_OK)
 		cc = curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
 	if (cc == CURLE_OK)
-		cc = curl_easy_setopt(curl, CURLOPT_HEADERDATA, ret);
+		cc = curl_easy_setopt(curl, CURLOPT_HEADERDATA, t);
+	if (cc == CURLE_OK)
+		cc = curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, t->error);
+	if (cc == CURLE_OK)
+		cc = curl_easy_setopt(curl, CURLOPT_PRIVATE, t);
 	if (cc == CURLE_OK && o->cacert)
 		cc = curl_easy_setopt(curl, CURLOPT_CAINFO, o->cacert);
 	if (cc == CURLE_OK && o->client_cert)
 		cc = curl_easy_setopt(curl, CURLOPT_SSLCERT, o->client_cert);
 	if (cc == CURLE_OK && o->client_key)
 		cc = curl_easy_setopt(curl, CURLOPT_SSLKEY, o->client_key);
-	if (cc != CURLE_OK) {
-		snprintf(err, errlen, "libcurl: %s", curl_easy_strerror(cc));
+	return cc;
+}
+
+/* Frees what c holds but libcurl's global state. */
+static void release_parts(struct http_client *c)
+{
+	for (size_t i = 0; i < c->count; i++) {
+		struct http_transfer *t = &c->transfers[i];
+
+		if (t->running)
+			curl_multi_remove_handle(c->multi, t->curl);
+		curl_easy_cleanup(t->curl);
+		buf_release(&t->body);
+	}
+	if (c->multi)
+		curl_multi_cleanup(c->multi);
+	curl_slist_free_all(c->headers);
+	free(c->transfers);
+	free(c->url);
+	memset(c, 0, sizeof(*c));
+}
+
+int http_client_init(struct http_client *ret, const char *base_url, const struct http_options *o,
+                     char *err, size_t errlen)
+{
+	struct http_client c = {0};
+	size_t n = strlen(base_url);
+	CURLcode cc = CURLE_OK;
+	CURLMcode mc = CURLM_OK;
+	int r;
+
+	if (o->parallel < 1 || o->parallel > HTTP_PARALLEL_MAX) {
+		snprintf(err, errlen, "uploads in flight must be 1 to %d, not %zu",
+		         HTTP_PARALLEL_MAX, o->parallel);
+		return -EINVAL;
+	}
+	r = peer_url_check(base_url, "hub", err, errlen);
+	if (r < 0)
+		return r;
+	while (n > 0 && base_url[n - 1] == '/')
+		n--;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "libcurl cannot start");
+		return -EIO;
+	}
+	r = -ENOMEM;
+	c.url = malloc(n + sizeof(SUBMISSIONS_PATH));
+	c.transfers = calloc(o->parallel, sizeof(*c.transfers));
+	c.multi = curl_multi_init();
+	if (!c.url || !c.transfers || !c.multi)
+		goto fail;
+	memcpy(c.url, base_url, n);
+	memcpy(c.url + n, SUBMISSIONS_PATH, sizeof(SUBMISSIONS_PATH));
+	c.headers = curl_slist_append(NULL, "Content-Type: application/jose+json");
+	if (c.headers)
+		c.headers = curl_slist_append(c.headers, "Content-Encoding: gzip");
+	if (c.headers)
+		c.headers = curl_slist_append(c.headers, "Accept: application/jose+json, "
+		                                         "application/json");
+	if (c.headers) /* no "Expect: 100-continue" round trip */
+		c.headers = curl_slist_append(c.headers, "Expect:");
+	if (!c.headers)
+		goto fail;
+	/* one connection per transfer, kept alive between uploads */
+	mc = curl_multi_setopt(c.multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->parallel);
+	if (mc == CURLM_OK)
+		mc = curl_multi_setopt(c.multi, CURLMOPT_MAXCONNECTS, (long)o->parallel);
+	if (mc != CURLM_OK) {
+		snprintf(err, errlen, "libcurl: %s", curl_multi_strerror(mc));
 		r = -EIO;
 		goto fail;
+	}
+	/* the transfers live on the heap: what libcurl points to never moves */
+	for (c.count = 0; c.count < o->parallel; c.count++) {
+		struct http_transfer *t = &c.transfers[c.count];
+
+		buf_init(&t->body, HTTP_BODY_MAX);
+		t->retry_after_s = -1;
+		t->curl = curl_easy_init();
+		if (!t->curl)
+			goto fail;
+		cc = transfer_setup(t, &c, o);
+		if (cc != CURLE_OK) {
+			c.count++;
+			snprintf(err, errlen, "libcurl: %s", curl_easy_strerror(cc));
+			r = -EIO;
+			goto fail;
+		}
 	}
 	*ret = c;
 	return 0;
 fail:
-	http_client_release(&c);
+	release_parts(&c);
+	curl_global_cleanup();
 	return r;
 }
 
 void http_client_release(struct http_client *c)
 {
-	if (c->curl) {
-		curl_easy_cleanup(c->curl);
-		curl_global_cleanup();
-	}
-	curl_slist_free_all(c->headers);
-	free(c->url);
-	buf_release(&c->body);
-	c->curl = NULL;
-	c->headers = NULL;
-	c->url = NULL;
+	if (!c->multi)
+		return;
+	release_parts(c);
+	curl_global_cleanup();
 }
 
 static int errno_of(CURLcode cc)
@@ -218,33 +269,111 @@ static int errno_of(CURLcode cc)
 	}
 }
 
-int http_post_submission(struct http_client *c, const void *gz, size_t len, long *ret_status,
-                         char *err, size_t errlen)
+int http_post_start(struct http_client *c, size_t i, const void *gz, size_t len)
 {
-	char why[CURL_ERROR_SIZE] = "";
-	long status = 0;
+	struct http_transfer *t;
 	CURLcode cc;
 
-	buf_reset(&c->body);
-	c->retry_after_s = -1;
-	c->content_type[0] = '\0';
-	cc = curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, why);
+	if (i >= c->count)
+		return -EINVAL;
+	t = &c->transfers[i];
+	if (t->running)
+		return -EBUSY;
+	buf_reset(&t->body);
+	t->result = 0;
+	t->status = 0;
+	t->retry_after_s = -1;
+	t->content_type[0] = '\0';
+	t->error[0] = '\0';
+	cc = curl_easy_setopt(t->curl, CURLOPT_POSTFIELDS, gz);
 	if (cc == CURLE_OK)
-		cc = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, gz);
-	if (cc == CURLE_OK)
-		cc = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	if (cc == CURLE_OK)
-		cc = curl_easy_perform(c->curl);
-	/* the error buffer lives on this stack frame only */
-	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
-	if (cc != CURLE_OK) {
-		snprintf(err, errlen, "%s", why[0] ? why : curl_easy_strerror(cc));
-		if (cc == CURLE_WRITE_ERROR)
-			snprintf(err, errlen, "the hub's answer is larger than %u bytes",
-			         HTTP_BODY_MAX);
-		return errno_of(cc);
-	}
-	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-	*ret_status = status;
+		cc = curl_easy_setopt(t->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	if (cc != CURLE_OK || curl_multi_add_handle(c->multi, t->curl) != CURLM_OK)
+		return -EIO;
+	t->running = 1;
+	c->running++;
 	return 0;
+}
+
+/* Records how t ended and takes it out of the multi handle. */
+static void finish(struct http_client *c, struct http_transfer *t, CURLcode cc)
+{
+	curl_multi_remove_handle(c->multi, t->curl);
+	t->running = 0;
+	c->running--;
+	if (cc == CURLE_OK) {
+		curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->status);
+		t->result = 0;
+		return;
+	}
+	if (cc == CURLE_WRITE_ERROR)
+		snprintf(t->error, sizeof(t->error), "the hub's answer is larger than %u bytes",
+		         HTTP_BODY_MAX);
+	else if (!t->error[0])
+		snprintf(t->error, sizeof(t->error), "%s", curl_easy_strerror(cc));
+	t->result = errno_of(cc);
+}
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int http_post_wait(struct http_client *c, int timeout_ms, size_t *ret_index)
+{
+	int64_t deadline = timeout_ms > 0 ? monotonic_ms() + timeout_ms : 0;
+
+	for (;;) {
+		struct http_transfer *t = NULL;
+		CURLMcode mc = CURLM_OK;
+		CURLMsg *msg;
+		int running, queued, poll_ms = 1000;
+
+		if (c->running == 0)
+			return 0;
+		if (!c->failed)
+			mc = curl_multi_perform(c->multi, &running);
+		while (mc == CURLM_OK && !c->failed &&
+		       (msg = curl_multi_info_read(c->multi, &queued))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+			finish(c, t, msg->data.result);
+			*ret_index = (size_t)(t - c->transfers);
+			return 1;
+		}
+		if (timeout_ms > 0) {
+			int64_t left = deadline - monotonic_ms();
+
+			if (left <= 0)
+				timeout_ms = 0;
+			else if (left < poll_ms)
+				poll_ms = (int)left;
+		}
+		if (mc == CURLM_OK && !c->failed && timeout_ms != 0)
+			mc = curl_multi_poll(c->multi, NULL, 0, poll_ms, NULL);
+		if (mc != CURLM_OK && !c->failed) {
+			/* cannot happen short of running out of memory: end every transfer */
+			c->failed = 1;
+			for (size_t i = 0; i < c->count; i++)
+				if (c->transfers[i].running)
+					snprintf(c->transfers[i].error,
+					         sizeof(c->transfers[i].error), "libcurl: %s",
+					         curl_multi_strerror(mc));
+		}
+		if (c->failed) {
+			for (size_t i = 0; i < c->count; i++) {
+				if (!c->transfers[i].running)
+					continue;
+				finish(c, &c->transfers[i], CURLE_OUT_OF_MEMORY);
+				*ret_index = i;
+				return 1;
+			}
+		}
+		if (timeout_ms == 0)
+			return 0;
+	}
 }

@@ -8,20 +8,34 @@
  * and value of the return-level columns (as_of).
  * Every row is checked as `submit` checks a return; problems name the line and column.
  * Nothing is queued unless every row is valid; then the returns are queued in file order
- * and their ids printed one per line. Exit 0, 65 (bad data), 64 (usage), 66, 74. */
+ * and their ids printed one per line. Exit 0, 65 (bad data), 64 (usage), 66, 74.
+ *
+ * Memory stays flat whatever the file holds: the file is read in pieces that end at a
+ * record boundary, and each return is checked, signed and written to a batch folder
+ * (spool.h) as soon as its row is read, then forgotten. A list form's rows are held until
+ * the end of the file (a return is whole only then), at most IMPORT_ROWS_MAX of them.
+ * Once every row is valid the batch is queued whole; with a problem it is removed. A
+ * crash or kill leaves no half-queued file: before the batch is marked complete nothing of
+ * it is queued (the next agent command removes it, and the file is imported again);
+ * after, all of it is (the next agent command finishes moving it into the outbox and logs
+ * that it did, so the file must not be imported again: `status` lists its returns). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "agent.h"
 #include "commands.h"
+#include "spool.h"
 #include "submit.h"
 #include "common/buf.h"
 #include "common/csv.h"
@@ -37,7 +51,12 @@
 #define IMPORT_COLUMNS_MAX 128
 #define IMPORT_DEPTH_MAX 4 /* "a.b.c.d" */
 #define IMPORT_NAME_MAX 128
-#define IMPORT_PROBLEMS_MAX 200 /* printed; more are counted */
+#define IMPORT_PROBLEMS_MAX 200    /* printed; more are counted */
+#define CHUNK_READ (256u * 1024)   /* bytes read from the file at a time */
+#define CHUNK_TARGET (512u * 1024) /* a piece ends at the last record boundary past this */
+/* a piece without a boundary ends here: any valid record is smaller (128 quoted fields of
+ * 16 KiB) */
+#define CHUNK_MAX (8u * 1024 * 1024)
 
 struct column {
 	const char *header;                           /* borrowed from the header copy */
@@ -59,6 +78,12 @@ struct pending {
 	size_t count, alloc;
 };
 
+/* A period that has a return already (forms with one return per period). */
+struct seen {
+	char period[CALENDAR_PERIOD_MAX];
+	size_t line;
+};
+
 struct import {
 	struct submitter *sub;
 	const struct form *form;
@@ -67,13 +92,22 @@ struct import {
 	const cJSON *root;        /* the form's schema */
 	const char *list_member;  /* list forms: e.g. "items" */
 	const cJSON *item_schema; /* its element schema */
+	int one_per_period;       /* not an event form: one return per period */
 	struct column columns[IMPORT_COLUMNS_MAX];
 	size_t ncolumns;
-	char *headers; /* copies of the header fields, NUL-separated */
-	struct pending *returns;
+	char *headers;           /* copies of the header fields, NUL-separated */
+	struct pending *returns; /* list forms only: the returns being assembled */
 	size_t nreturns, alloc;
+	struct seen *seen; /* periods with a return, for one_per_period */
+	size_t nseen, seen_alloc;
+	struct spool_batch batch; /* the signed returns, until every row is valid */
+	int batching;
+	char (*ids)[IDS_UUID_LEN + 1]; /* of the returns in the batch, in file order */
+	size_t nids, ids_alloc;
+	size_t records;  /* read, the header included */
 	size_t problems; /* errors found */
 	size_t warnings;
+	int failed; /* a return could not be signed or written: the exit code */
 };
 
 static void problem(struct import *im, int warning, size_t line, const struct column *col,
@@ -480,80 +514,6 @@ static int group_period(struct import *im, const cJSON *level, char ret[CALENDAR
 	return -EINVAL;
 }
 
-static int add_record(struct import *im, const struct csv_record *rec)
-{
-	cJSON *row = cJSON_CreateObject(), *level = cJSON_CreateObject();
-	char err[256], period[CALENDAR_PERIOD_MAX];
-	size_t before = im->problems;
-	struct pending *p = NULL;
-	char *key = NULL;
-	int r = -ENOMEM;
-
-	if (!row || !level)
-		goto out;
-	r = read_row(im, rec, row, level);
-	if (r < 0 || im->problems > before)
-		goto out;
-	if (!im->list_member) {
-		r = submitter_period(im->sub, im->form, im->period_arg, row, period, err,
-		                     sizeof(err));
-		if (r < 0) {
-			problem(im, 0, rec->line, NULL, "%s", err);
-			r = 0;
-			goto out;
-		}
-		p = new_return(im);
-		r = -ENOMEM;
-		if (!p)
-			goto out;
-		p->data = row;
-		row = NULL;
-		p->first_line = rec->line;
-		memcpy(p->period, period, sizeof(period));
-		r = add_line(p, rec->line);
-		goto out;
-	}
-	if (group_period(im, level, period) < 0) {
-		problem(im, 0, rec->line, NULL,
-		        "give the period (--period), or an as_of date to take the month from");
-		r = 0;
-		goto out;
-	}
-	key = cJSON_PrintUnformatted(level);
-	r = -ENOMEM;
-	if (!key)
-		goto out;
-	for (size_t i = 0; i < im->nreturns; i++)
-		if (strcmp(im->returns[i].period, period) == 0 &&
-		    strcmp(im->returns[i].key, key) == 0)
-			p = &im->returns[i];
-	if (!p) {
-		cJSON *items;
-
-		p = new_return(im);
-		if (!p)
-			goto out;
-		p->data = level;
-		level = NULL;
-		p->key = key;
-		key = NULL;
-		p->first_line = rec->line;
-		memcpy(p->period, period, sizeof(period));
-		items = cJSON_AddArrayToObject(p->data, im->list_member);
-		if (!items)
-			goto out;
-	}
-	if (!cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(p->data, im->list_member), row))
-		goto out;
-	row = NULL;
-	r = add_line(p, rec->line);
-out:
-	free(key);
-	cJSON_Delete(row);
-	cJSON_Delete(level);
-	return r;
-}
-
 /* The column whose pointer is pointer or a prefix of it at a token boundary. */
 static const struct column *column_of(const struct import *im, const char *pointer,
                                       int return_level)
@@ -621,6 +581,168 @@ static void report(struct import *im, const struct pending *p, const struct errl
 	}
 }
 
+/* Remembers id, the next return of the batch. */
+static int add_id(struct import *im, const char id[static IDS_UUID_LEN + 1])
+{
+	if (im->nids == im->ids_alloc) {
+		size_t n = im->ids_alloc ? 2 * im->ids_alloc : 256;
+		void *q = realloc(im->ids, n * sizeof(*im->ids));
+
+		if (!q)
+			return -ENOMEM;
+		im->ids = q;
+		im->ids_alloc = n;
+	}
+	memcpy(im->ids[im->nids++], id, IDS_UUID_LEN + 1);
+	return 0;
+}
+
+/* Signs data, a return that passed its checks, into the batch. Once a problem is found
+ * nothing more is signed: nothing will be queued. Sets im->failed on failure. */
+static void stage(struct import *im, const char *period, const cJSON *data, size_t line)
+{
+	char id[IDS_UUID_LEN + 1], err[1024];
+	char *jws = NULL;
+	size_t len;
+	int r;
+
+	if (im->problems || im->failed)
+		return;
+	if (!im->batching) {
+		r = spool_batch_begin(im->sub->agent, im->file, &im->batch);
+		if (r < 0) {
+			log_errno(r, "failed to make a batch folder for the import");
+			im->failed = agent_exit_code(r);
+			return;
+		}
+		im->batching = 1;
+	}
+	r = submitter_sign(im->sub, im->form, period, NULL, data, id, &jws, &len, err, sizeof(err));
+	if (r == 0) {
+		r = spool_batch_add(&im->batch, id, jws, len);
+		if (r < 0)
+			snprintf(err, sizeof(err), "cannot write the return: %s", strerror(-r));
+	}
+	if (r == 0)
+		r = add_id(im, id);
+	free(jws);
+	if (r < 0) {
+		log_error("line %zu: %s", line, r == -ENOMEM ? "out of memory" : err);
+		im->failed = r == -EPROTO ? EX_SOFTWARE : agent_exit_code(r);
+	}
+}
+
+/* The checks `submit` makes of one return, and the file's one return per period (for the
+ * forms that have one); the problems are reported. 0, or -ENOMEM. */
+static int check_return(struct import *im, const struct pending *p)
+{
+	struct errlist errs;
+	int r;
+
+	if (im->one_per_period) {
+		for (size_t k = 0; k < im->nseen; k++)
+			if (strcmp(im->seen[k].period, p->period) == 0) {
+				problem(im, 0, p->first_line, NULL,
+				        "a second %s return for %s in this file (line %zu starts "
+				        "the first)",
+				        im->form->id, p->period, im->seen[k].line);
+				break;
+			}
+		if (im->nseen == im->seen_alloc) {
+			size_t n = im->seen_alloc ? 2 * im->seen_alloc : 16;
+			void *q = realloc(im->seen, n * sizeof(*im->seen));
+
+			if (!q)
+				return -ENOMEM;
+			im->seen = q;
+			im->seen_alloc = n;
+		}
+		memcpy(im->seen[im->nseen].period, p->period, sizeof(p->period));
+		im->seen[im->nseen++].line = p->first_line;
+	}
+	errlist_init(&errs);
+	r = submitter_check(im->sub, im->form, p->period, p->data, &errs);
+	if (r < 0)
+		problem(im, 0, p->first_line, NULL, "could not be checked: %s", strerror(-r));
+	else
+		report(im, p, &errs);
+	errlist_release(&errs);
+	return r == -ENOMEM ? r : 0;
+}
+
+static int add_record(struct import *im, const struct csv_record *rec)
+{
+	cJSON *row = cJSON_CreateObject(), *level = cJSON_CreateObject();
+	char err[256], period[CALENDAR_PERIOD_MAX];
+	size_t before = im->problems;
+	struct pending *p = NULL;
+	char *key = NULL;
+	int r = -ENOMEM;
+
+	if (!row || !level)
+		goto out;
+	r = read_row(im, rec, row, level);
+	if (r < 0 || im->problems > before)
+		goto out;
+	if (!im->list_member) {
+		/* a return of its own: checked, signed into the batch and forgotten */
+		size_t line = rec->line;
+		struct pending one = {.data = row, .first_line = line, .lines = &line, .count = 1};
+
+		r = submitter_period(im->sub, im->form, im->period_arg, row, period, err,
+		                     sizeof(err));
+		if (r < 0) {
+			problem(im, 0, rec->line, NULL, "%s", err);
+			r = 0;
+			goto out;
+		}
+		memcpy(one.period, period, sizeof(period));
+		r = check_return(im, &one);
+		if (r == 0 && im->problems == before)
+			stage(im, period, row, rec->line);
+		goto out;
+	}
+	if (group_period(im, level, period) < 0) {
+		problem(im, 0, rec->line, NULL,
+		        "give the period (--period), or an as_of date to take the month from");
+		r = 0;
+		goto out;
+	}
+	key = cJSON_PrintUnformatted(level);
+	r = -ENOMEM;
+	if (!key)
+		goto out;
+	for (size_t i = 0; i < im->nreturns; i++)
+		if (strcmp(im->returns[i].period, period) == 0 &&
+		    strcmp(im->returns[i].key, key) == 0)
+			p = &im->returns[i];
+	if (!p) {
+		cJSON *items;
+
+		p = new_return(im);
+		if (!p)
+			goto out;
+		p->data = level;
+		level = NULL;
+		p->key = key;
+		key = NULL;
+		p->first_line = rec->line;
+		memcpy(p->period, period, sizeof(period));
+		items = cJSON_AddArrayToObject(p->data, im->list_member);
+		if (!items)
+			goto out;
+	}
+	if (!cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(p->data, im->list_member), row))
+		goto out;
+	row = NULL;
+	r = add_line(p, rec->line);
+out:
+	free(key);
+	cJSON_Delete(row);
+	cJSON_Delete(level);
+	return r;
+}
+
 static void import_release(struct import *im)
 {
 	for (size_t i = 0; i < im->nreturns; i++) {
@@ -630,6 +752,10 @@ static void import_release(struct import *im)
 	}
 	free(im->returns);
 	free(im->headers);
+	free(im->seen);
+	free(im->ids);
+	if (im->batching)
+		spool_batch_abort(&im->batch);
 }
 
 /* The list member of a list form: the root's only array of objects. */
@@ -667,55 +793,289 @@ static int parse_encoding(const char *name, enum csv_encoding *ret)
 	return 0;
 }
 
-/* Reads, decodes and parses the file into im; an exit code. */
+/* The file in pieces that end at a record boundary (a line break outside quotes), so
+ * that each piece decodes and parses on its own: a quote or a line break is a byte that
+ * never occurs inside a character in UTF-8 or GB18030. Where the CSV is malformed the
+ * parser stops at the fault, before any boundary this may misjudge after it. */
+struct chunker {
+	int fd;
+	struct buf raw; /* read, not yet handed out */
+	size_t handed;  /* bytes of raw handed out as the current piece */
+	size_t total;   /* bytes read */
+	size_t lines;   /* line breaks before the current piece */
+	size_t breaks;  /* ... in it */
+	int eof;
+};
+
+/* -EMSGSIZE for a file over CSV_FILE_MAX bytes, or -errno of open. */
+static int chunker_open(struct chunker *c, const char *path)
+{
+	struct stat st;
+
+	memset(c, 0, sizeof(*c));
+	buf_init(&c->raw, CHUNK_MAX);
+	c->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (c->fd < 0)
+		return -errno;
+	if (fstat(c->fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > (off_t)CSV_FILE_MAX)
+		return -EMSGSIZE;
+	return 0;
+}
+
+static void chunker_close(struct chunker *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	buf_release(&c->raw);
+}
+
+/* Scans the first len bytes of raw: the end of the last whole record in them (0: none)
+ * into *ret_cut, with the line breaks before it; returns all the line breaks. */
+static size_t scan(const struct chunker *c, size_t len, size_t *ret_cut, size_t *ret_cut_breaks)
+{
+	const char *s = c->raw.data;
+	size_t cut = 0, breaks = 0, at_cut = 0;
+	int quoted = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '"') {
+			quoted = !quoted;
+		} else if (s[i] == '\n' || s[i] == '\r') {
+			/* the CR of a CRLF is no break of its own, nor a CR that may be one */
+			if (s[i] == '\r' && (i + 1 < c->raw.len ? s[i + 1] == '\n' : !c->eof))
+				continue;
+			breaks++;
+			if (!quoted) {
+				cut = i + 1;
+				at_cut = breaks;
+			}
+		}
+	}
+	*ret_cut = cut;
+	*ret_cut_breaks = at_cut;
+	return breaks;
+}
+
+/* Reads up to CHUNK_READ more bytes into raw. */
+static int chunker_fill(struct chunker *c)
+{
+	size_t got = 0;
+	ssize_t n;
+	int r;
+
+	while (got < CHUNK_READ && c->raw.len < CHUNK_MAX && !c->eof) {
+		size_t want = CHUNK_READ - got;
+
+		if (want > CHUNK_MAX - c->raw.len)
+			want = CHUNK_MAX - c->raw.len;
+		r = buf_reserve(&c->raw, want);
+		if (r < 0)
+			return r;
+		n = read(c->fd, c->raw.data + c->raw.len, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			c->eof = 1;
+		c->raw.len += (size_t)n;
+		c->raw.data[c->raw.len] = '\0';
+		c->total += (size_t)n;
+		got += (size_t)n;
+		if (c->total > CSV_FILE_MAX)
+			return -EMSGSIZE;
+	}
+	return 0;
+}
+
+/* The next piece: 1 with it in *ret_text and *ret_len (borrowed until the next call), 0 at
+ * the end of the file, -EMSGSIZE past CSV_FILE_MAX bytes, -ENOMEM or -errno of read. */
+static int chunker_next(struct chunker *c, const char **ret_text, size_t *ret_len)
+{
+	size_t cut = 0, breaks = 0;
+	int r;
+
+	if (c->handed) {
+		memmove(c->raw.data, c->raw.data + c->handed, c->raw.len - c->handed);
+		c->raw.len -= c->handed;
+		c->raw.data[c->raw.len] = '\0';
+		c->handed = 0;
+		c->lines += c->breaks;
+	}
+	for (;;) {
+		if (c->eof || c->raw.len >= CHUNK_MAX) {
+			/* the rest (its last record may lack a line break), or no boundary in
+			 * sight: the parser says what is wrong */
+			cut = c->raw.len;
+			breaks = scan(c, cut, &(size_t){0}, &(size_t){0});
+			break;
+		}
+		if (c->raw.len >= CHUNK_TARGET) {
+			scan(c, c->raw.len, &cut, &breaks);
+			if (cut > 0)
+				break;
+		}
+		r = chunker_fill(c);
+		if (r < 0)
+			return r;
+	}
+	if (cut == 0)
+		return 0;
+	c->handed = cut;
+	c->breaks = breaks;
+	*ret_text = c->raw.data;
+	*ret_len = cut;
+	return 1;
+}
+
+/* Adds offset to every "line N" of the message in err (a piece's lines are counted from
+ * its start). */
+static void shift_lines(char *err, size_t errlen, size_t offset)
+{
+	char out[1024];
+	const char *p = err;
+	size_t n = 0;
+
+	if (offset == 0)
+		return;
+	while (*p && n + 1 < sizeof(out)) {
+		if (strncmp(p, "line ", 5) == 0 && p[5] >= '0' && p[5] <= '9') {
+			char *end;
+			unsigned long long line = strtoull(p + 5, &end, 10);
+			int k = snprintf(out + n, sizeof(out) - n, "line %llu",
+			                 line + (unsigned long long)offset);
+
+			if (k < 0 || (size_t)k >= sizeof(out) - n)
+				break;
+			n += (size_t)k;
+			p = end;
+			continue;
+		}
+		out[n++] = *p++;
+	}
+	if (n >= errlen)
+		n = errlen - 1;
+	memcpy(err, out, n);
+	err[n] = '\0';
+}
+
+/* The encoding of the whole file for --encoding auto: UTF-8 when it starts with a BOM or
+ * is valid UTF-8 throughout, else GB18030. */
+static int guess_encoding(const char *path, enum csv_encoding *ret)
+{
+	struct chunker c;
+	struct buf scratch;
+	const char *text;
+	size_t len;
+	int r, first = 1;
+
+	*ret = CSV_ENCODING_UTF8;
+	buf_init(&scratch, CHUNK_MAX);
+	r = chunker_open(&c, path);
+	while (r == 0) {
+		r = chunker_next(&c, &text, &len);
+		if (r <= 0)
+			break;
+		if (first && len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+			break;
+		first = 0;
+		buf_reset(&scratch);
+		r = csv_decode(text, len, CSV_ENCODING_UTF8, &scratch, NULL, NULL, 0);
+		if (r == -EILSEQ) {
+			*ret = CSV_ENCODING_GB18030;
+			r = 0;
+			break;
+		}
+		if (r < 0)
+			break;
+		r = 0;
+	}
+	chunker_close(&c);
+	buf_release(&scratch);
+	return r < 0 ? r : 0;
+}
+
+/* Reads, decodes, parses and checks the file piece by piece, each row into add_record;
+ * an exit code. */
 static int read_file(struct import *im, enum csv_encoding enc)
 {
 	const struct csv_limits limits = {.max_line = 64 * 1024,
 	                                  .max_field = 16 * 1024,
 	                                  .max_fields = IMPORT_COLUMNS_MAX,
 	                                  .max_records = IMPORT_ROWS_MAX + 1};
-	struct buf raw, text;
+	struct chunker c = {.fd = -1};
 	struct csv_reader reader;
 	struct csv_record rec;
+	struct buf text;
+	const char *piece;
+	size_t len;
 	int r, status = EX_OK, have_reader = 0, header = 1;
-	char err[512];
+	char err[512] = "";
 
-	buf_init(&raw, CSV_FILE_MAX);
-	buf_init(&text, CSV_FILE_MAX + CSV_FILE_MAX / 2);
-	r = fileio_read(im->file, &raw);
+	buf_init(&text, CHUNK_MAX + CHUNK_MAX / 2);
+	r = enc == CSV_ENCODING_AUTO ? guess_encoding(im->file, &enc) : 0;
+	if (r == 0)
+		r = chunker_open(&c, im->file);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s\n", im->file,
 		        r == -EMSGSIZE ? "file too large" : strerror(-r));
 		status = r == -ENOENT ? EX_NOINPUT : r == -EMSGSIZE ? EX_DATAERR : EX_IOERR;
 		goto out;
 	}
-	r = csv_decode(raw.data ? raw.data : "", raw.len, enc, &text, NULL, err, sizeof(err));
-	buf_release(&raw);
-	if (r == 0) {
-		r = csv_reader_init(&reader, text.data ? text.data : "", text.len, &limits);
-		have_reader = r == 0;
-	}
-	while (r == 0) {
-		r = csv_read(&reader, &rec, err, sizeof(err));
+	while (r == 0 && !im->failed) {
+		r = chunker_next(&c, &piece, &len);
+		if (r == -EMSGSIZE)
+			snprintf(err, sizeof(err), "the file is larger than %u bytes",
+			         CSV_FILE_MAX);
+		else if (r < 0 && r != -ENOMEM)
+			snprintf(err, sizeof(err), "cannot read the file: %s", strerror(-r));
 		if (r <= 0)
 			break;
-		if (header) {
-			header = 0;
-			r = read_header(im, &rec);
-			if (im->problems)
-				break;
-			continue;
+		buf_reset(&text);
+		r = csv_decode(piece, len, enc, &text, NULL, err, sizeof(err));
+		if (r == 0) {
+			if (have_reader)
+				csv_reader_release(&reader);
+			have_reader = 0;
+			r = csv_reader_init(&reader, text.data ? text.data : "", text.len, &limits);
+			have_reader = r == 0;
 		}
-		/* Excel leaves rows of empty cells at the end of a sheet */
-		size_t filled = 0;
+		while (r == 0 && !im->failed) {
+			r = csv_read(&reader, &rec, err, sizeof(err));
+			if (r <= 0)
+				break;
+			r = 0;
+			rec.line += c.lines;
+			if (++im->records > IMPORT_ROWS_MAX + 1) {
+				snprintf(err, sizeof(err),
+				         "line %zu, column 1: more than %d records",
+				         rec.line - c.lines, IMPORT_ROWS_MAX + 1);
+				r = -EMSGSIZE;
+				break;
+			}
+			if (header) {
+				header = 0;
+				r = read_header(im, &rec);
+				if (im->problems)
+					goto out;
+				continue;
+			}
+			/* Excel leaves rows of empty cells at the end of a sheet */
+			size_t filled = 0;
 
-		for (size_t i = 0; i < rec.count; i++)
-			filled += *trim(rec.fields[i]) != '\0';
-		if (filled == 0)
-			continue;
-		r = add_record(im, &rec);
+			for (size_t i = 0; i < rec.count; i++)
+				filled += *trim(rec.fields[i]) != '\0';
+			if (filled == 0)
+				continue;
+			r = add_record(im, &rec);
+		}
+		if (r < 0 && r != -ENOMEM)
+			shift_lines(err, sizeof(err), c.lines);
 	}
-	if (r == -ENOMEM) {
+	if (im->failed) {
+		status = im->failed;
+	} else if (r == -ENOMEM) {
 		log_error("out of memory");
 		status = EX_OSERR;
 	} else if (r < 0) {
@@ -728,7 +1088,7 @@ static int read_file(struct import *im, enum csv_encoding enc)
 out:
 	if (have_reader)
 		csv_reader_release(&reader);
-	buf_release(&raw);
+	chunker_close(&c);
 	buf_release(&text);
 	return status;
 }
@@ -756,13 +1116,10 @@ int command_import(int argc, char **argv)
 	enum calendar_period_type type;
 	enum csv_encoding enc;
 	struct agent agent;
-	struct errlist errs;
 	char err[1024];
-	size_t queued = 0;
 	char *file = NULL;
-	int nfiles = 0, r, status = EX_OK, opened = 0, loaded = 0, one_per_period;
+	int nfiles = 0, r, status = EX_OK, opened = 0, loaded = 0;
 
-	errlist_init(&errs);
 	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
 		agent_print_usage(synopsis, options);
 		return EX_OK;
@@ -788,6 +1145,9 @@ int command_import(int argc, char **argv)
 		goto out;
 	}
 	loaded = 1;
+	/* an earlier import a crash interrupted: finished, or removed */
+	if (spool_recover(&agent) < 0)
+		log_warning("the outbox may lack the returns of an interrupted import");
 	im.sub = &sub;
 	im.file = file;
 	im.period_arg = period_arg;
@@ -798,67 +1158,62 @@ int command_import(int argc, char **argv)
 		goto out;
 	}
 	im.root = schema_root(im.form->schema);
+	im.one_per_period = calendar_period_type(sub.cal, im.form->id, &type) == 0 &&
+	                    type != CALENDAR_PERIOD_EVENT;
 	find_list(&im);
 	status = read_file(&im, enc);
 	if (status != EX_OK)
 		goto out;
-	one_per_period = calendar_period_type(sub.cal, im.form->id, &type) == 0 &&
-	                 type != CALENDAR_PERIOD_EVENT;
-	/* every return checked as submit checks it, before any is queued */
-	for (size_t i = 0; i < im.nreturns; i++) {
-		struct pending *p = &im.returns[i];
-
-		/* one return per period, except for event forms */
-		for (size_t k = 0; k < i && one_per_period; k++)
-			if (strcmp(im.returns[k].period, p->period) == 0)
-				problem(&im, 0, p->first_line, NULL,
-				        "a second %s return for %s in this file (line %zu starts "
-				        "the first)",
-				        im.form->id, p->period, im.returns[k].first_line);
-		errlist_release(&errs);
-		r = submitter_check(&sub, im.form, p->period, p->data, &errs);
-		if (r < 0) {
-			problem(&im, 0, p->first_line, NULL, "could not be checked: %s",
-			        strerror(-r));
-			continue;
+	/* a list form's returns are whole now: checked, then signed into the batch */
+	for (size_t i = 0; i < im.nreturns && !im.failed; i++) {
+		if (check_return(&im, &im.returns[i]) < 0) {
+			log_error("out of memory");
+			status = EX_OSERR;
+			goto out;
 		}
-		report(&im, p, &errs);
 	}
+	for (size_t i = 0; i < im.nreturns && !im.problems && !im.failed; i++)
+		stage(&im, im.returns[i].period, im.returns[i].data, im.returns[i].first_line);
 	if (im.problems + im.warnings > IMPORT_PROBLEMS_MAX)
 		printf("%s: %zu more problems not shown\n", im.file,
 		       im.problems + im.warnings - IMPORT_PROBLEMS_MAX);
+	if (im.failed) {
+		fprintf(stderr, "school-agent import: nothing was queued\n");
+		status = im.failed;
+		goto out;
+	}
 	if (im.problems) {
 		fprintf(stderr, "school-agent import: %zu problem%s in '%s'; nothing was queued\n",
 		        im.problems, im.problems == 1 ? "" : "s", im.file);
 		status = EX_DATAERR;
 		goto out;
 	}
-	if (im.nreturns == 0) {
+	if (im.nids == 0) {
 		printf("%s: no rows below the header\n", im.file);
 		status = EX_DATAERR;
 		goto out;
 	}
-	for (size_t i = 0; i < im.nreturns; i++) {
-		char id[IDS_UUID_LEN + 1];
-
-		r = submitter_queue(&sub, im.form, im.returns[i].period, NULL, im.returns[i].data,
-		                    id, err, sizeof(err));
-		if (r < 0) {
-			log_error("line %zu: %s; %zu of %zu returns were queued (listed above)",
-			          im.returns[i].first_line, err, queued, im.nreturns);
-			status = r == -EPROTO ? EX_SOFTWARE : agent_exit_code(r);
-			goto out;
-		}
-		printf("%s\n", id);
-		queued++;
+	/* every row is valid: the whole batch goes into the outbox */
+	im.batching = 0;
+	r = spool_batch_commit(&agent, &im.batch);
+	if (r < 0) {
+		log_errno(r, "failed to queue the returns of '%s'; nothing was queued", im.file);
+		status = agent_exit_code(r);
+		goto out;
 	}
-	log_info("queued %zu %s return%s from '%s'", queued, im.form->id, queued == 1 ? "" : "s",
+	if (r > 0)
+		log_warning("the returns of '%s' are queued, but not all are in the outbox yet: "
+		            "the next school-agent command moves them (do not import the file "
+		            "again)",
+		            im.file);
+	for (size_t i = 0; i < im.nids; i++)
+		printf("%s\n", im.ids[i]);
+	log_info("queued %zu %s return%s from '%s'", im.nids, im.form->id, im.nids == 1 ? "" : "s",
 	         im.file);
 	if (fflush(stdout) != 0)
 		status = EX_IOERR;
 out:
 	import_release(&im);
-	errlist_release(&errs);
 	if (loaded)
 		submitter_release(&sub);
 	if (opened)

@@ -53,7 +53,8 @@ static int write_config(const struct agent *a, const char *path)
 		    !cJSON_AddStringToObject(root, strings[i].name, strings[i].value))
 			goto out;
 	if (!cJSON_AddNumberToObject(root, "timeout", (double)c->timeout) ||
-	    !cJSON_AddNumberToObject(root, "retry_max", (double)c->retry_max))
+	    !cJSON_AddNumberToObject(root, "retry_max", (double)c->retry_max) ||
+	    !cJSON_AddNumberToObject(root, "parallel", (double)c->parallel))
 		goto out;
 	text = cJSON_Print(root);
 	if (!text)

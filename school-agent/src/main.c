@@ -20,6 +20,7 @@ static const struct command {
         {"import", command_import, "queue returns from a CSV file (Excel, UTF-8 or GB18030)"},
         {"sync", command_sync, "upload the queue to the county hub and keep the receipts"},
         {"status", command_status, "every return with its state and receipt"},
+        {"requeue", command_requeue, "send returns the hub rejected again, unchanged"},
         {"due", command_due, "the returns the calendar expects from this school"},
         {"run", command_run, "stay up and sync periodically"},
 };

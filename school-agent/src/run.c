@@ -1,9 +1,9 @@
 /* school-agent run: stays up and syncs every --interval seconds (real seconds), for a
  * systemd service (contrib/school-agent.service) or a terminal.
  *   school-agent run [--dir DIR] [--interval SECONDS] [sync's TLS options]
- * SIGTERM, SIGINT and SIGHUP end it cleanly: the upload in flight finishes (it is bounded
- * by the timeout), nothing is left half-done, and it exits 0. The signals stay blocked and
- * are collected with sigtimedwait(), so there is no handler and no global flag. */
+ * SIGTERM, SIGINT and SIGHUP end it cleanly: no new upload starts, those in flight finish
+ * (each is bounded by the timeout), nothing is left half-done, and it exits 0. The signals stay
+ * blocked and are collected with sigtimedwait(), so there is no handler and no global flag. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,6 +65,9 @@ int command_run(int argc, char **argv)
 	        {"client_key", CONFIG_STRING, &f.client_key, "TLS client key (PEM)", "FILE", 0, 0},
 	        {"timeout", CONFIG_INTEGER, &f.timeout, "seconds one upload may take", "SECONDS", 1,
 	         3600},
+	        {"parallel", CONFIG_INTEGER, &f.parallel,
+	         "uploads in flight at once (default: agent.json's parallel, else 8)", "N", 1,
+	         HTTP_PARALLEL_MAX},
 	        {NULL, 0, NULL, NULL, NULL, 0, 0},
 	};
 	struct syncer syncer;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,7 +19,12 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/jws.h"
+#include "common/log.h"
 #include "common/banned.h"
+
+#define BATCH_MARK "batch.json" /* in a batch folder: {"source": ..., "complete": bool} */
+#define BATCH_MARK_MAX (16u * 1024)
+#define BATCH_TRIES 3
 
 static const char *const folders[] = {
         [SPOOL_QUEUED] = AGENT_OUTBOX,
@@ -61,17 +67,56 @@ static int fsync_dir(const char *path)
 
 int spool_create(const struct agent *a)
 {
+	static const char *const names[] = {AGENT_OUTBOX, AGENT_SENT, AGENT_REJECTED,
+	                                    AGENT_STAGING};
 	char path[PATH_MAX];
 	int r;
 
-	for (size_t i = 0; i < sizeof(folders) / sizeof(folders[0]); i++) {
-		r = agent_path(a, path, sizeof(path), "%s", folders[i]);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		r = agent_path(a, path, sizeof(path), "%s", names[i]);
 		if (r < 0)
 			return r;
 		if (mkdir(path, 0700) < 0 && errno != EEXIST)
 			return -errno;
 	}
 	return fsync_dir(a->dir);
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Writes len bytes as path (mode 0600), not durably: a syncfs makes it so. flags: O_EXCL or
+ * O_TRUNC. No file is left behind on failure. */
+static int write_file(const char *path, const void *data, size_t len, int flags)
+{
+	int fd, r;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0600);
+	if (fd < 0)
+		return -errno;
+	r = fchmod(fd, 0600) < 0 ? -errno : 0;
+	if (r == 0)
+		r = write_all(fd, data, len);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r < 0)
+		unlink(path);
+	return r;
 }
 
 static int item_path(const struct agent *a, enum spool_state s, const char *id, const char *ext,
@@ -169,14 +214,112 @@ static int move_out(const struct agent *a, enum spool_state s, const char *id, c
 	return fsync_dir(dir);
 }
 
-int spool_mark_sent(const struct agent *a, const char *id, const void *receipt, size_t len)
-{
-	return move_out(a, SPOOL_SENT, id, receipt, len);
-}
-
 int spool_mark_rejected(const struct agent *a, const char *id, const void *error_body, size_t len)
 {
 	return move_out(a, SPOOL_REJECTED, id, error_body, len);
+}
+
+int spool_mark_sent_group(const struct agent *a, struct spool_sent *items, size_t n)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	int fd, r = 0, e;
+
+	for (size_t i = 0; i < n; i++)
+		items[i].moved = 0;
+	if (n == 0)
+		return 0;
+	/* opened first: syncfs reports the write-back errors of what follows */
+	fd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* the receipts first, all durable. Written in place: while its return is queued a
+	 * torn receipt is never read, and a resend writes it again */
+	for (size_t i = 0; i < n && r == 0; i++) {
+		r = item_path(a, SPOOL_SENT, items[i].id, extras[SPOOL_SENT], to, sizeof(to));
+		if (r == 0)
+			r = write_file(to, items[i].receipt, items[i].len, O_TRUNC);
+	}
+	if (r == 0 && syncfs(fd) < 0)
+		r = -errno;
+	if (r < 0)
+		goto out;
+	/* ... then the returns beside them: the new names first, a stale old name only
+	 * sends a return again */
+	for (size_t i = 0; i < n; i++) {
+		if ((e = item_path(a, SPOOL_QUEUED, items[i].id, ".jws", from, sizeof(from))) < 0 ||
+		    (e = item_path(a, SPOOL_SENT, items[i].id, ".jws", to, sizeof(to))) < 0) {
+			r = r < 0 ? r : e;
+			continue;
+		}
+		if (rename(from, to) < 0) {
+			r = r < 0 ? r : -errno;
+			continue;
+		}
+		items[i].moved = 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (items[i].moved && items[i].retry) {
+			e = spool_write_retry(a, items[i].id, NULL);
+			r = r < 0 ? r : e;
+		}
+	if (syncfs(fd) < 0 && r == 0)
+		r = -errno;
+out:
+	close(fd);
+	return r;
+}
+
+int spool_requeue(const struct agent *a, const char *id, char *err, size_t errlen)
+{
+	char from[PATH_MAX], to[PATH_MAX], dir[PATH_MAX];
+	struct spool_item item;
+	struct buf text;
+	char why[512];
+	int r;
+
+	buf_init(&text, SPOOL_ITEM_MAX);
+	r = spool_read(a, SPOOL_REJECTED, id, &text);
+	if (r < 0) {
+		snprintf(err, errlen, "%s", r == -ENOENT ? "not a rejected return" : strerror(-r));
+		goto out;
+	}
+	r = spool_item_parse(text.data, text.len, &item, why, sizeof(why));
+	if (r == 0 && strcmp(item.id, id) != 0) {
+		snprintf(why, sizeof(why), "its submission_id is \"%s\"", item.id);
+		r = -EBADMSG;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "%s/%s.jws is not a return of this agent: %s",
+		         folders[SPOOL_REJECTED], id, why);
+		goto out;
+	}
+	if ((r = item_path(a, SPOOL_REJECTED, id, ".jws", from, sizeof(from))) < 0 ||
+	    (r = item_path(a, SPOOL_QUEUED, id, ".jws", to, sizeof(to))) < 0 ||
+	    (r = agent_path(a, dir, sizeof(dir), "%s", folders[SPOOL_QUEUED])) < 0)
+		goto fail;
+	if (rename(from, to) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = fsync_dir(dir);
+	if (r < 0)
+		goto fail;
+	/* queued now: the hub's old answer goes */
+	if ((r = item_path(a, SPOOL_REJECTED, id, extras[SPOOL_REJECTED], from, sizeof(from))) <
+	            0 ||
+	    (r = agent_path(a, dir, sizeof(dir), "%s", folders[SPOOL_REJECTED])) < 0)
+		goto fail;
+	if (unlink(from) < 0 && errno != ENOENT) {
+		r = -errno;
+		goto fail;
+	}
+	r = fsync_dir(dir);
+fail:
+	if (r < 0)
+		snprintf(err, errlen, "%s", strerror(-r));
+out:
+	buf_release(&text);
+	return r;
 }
 
 int spool_write_retry(const struct agent *a, const char *id, const char *text)
@@ -192,6 +335,292 @@ int spool_write_retry(const struct agent *a, const char *id, const char *text)
 	if (unlink(path) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	return 0;
+}
+
+/* The batch mark: {"source": ..., "complete": bool, "returns": n}. */
+static int write_mark(const struct spool_batch *b, int complete)
+{
+	char path[PATH_MAX];
+	cJSON *root = cJSON_CreateObject();
+	char *text = NULL;
+	int r = -ENOMEM;
+
+	if (!root || !cJSON_AddStringToObject(root, "source", b->source) ||
+	    !cJSON_AddBoolToObject(root, "complete", complete) ||
+	    !cJSON_AddNumberToObject(root, "returns", (double)b->count) ||
+	    !(text = cJSON_PrintUnformatted(root)))
+		goto out;
+	r = -ENAMETOOLONG;
+	if (snprintf(path, sizeof(path), "%s/%s", b->dir, BATCH_MARK) >= (int)sizeof(path))
+		goto out;
+	/* the mark of completion must be durable, the first one need not */
+	if (complete)
+		r = fileio_write_atomic(path, text, strlen(text), 0600);
+	else
+		r = write_file(path, text, strlen(text), O_TRUNC);
+out:
+	cJSON_free(text);
+	cJSON_Delete(root);
+	return r;
+}
+
+/* Removes the files of folder dir (not sub-folders: a batch has none) and dir. */
+static int remove_folder(const char *dir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int r = 0;
+
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
+			r = r < 0 ? r : -ENAMETOOLONG;
+		else if (unlink(path) < 0 && errno != ENOENT && r == 0)
+			r = -errno;
+	}
+	closedir(d);
+	if (rmdir(dir) < 0 && errno != ENOENT && r == 0)
+		r = -errno;
+	return r;
+}
+
+int spool_batch_begin(const struct agent *a, const char *source, struct spool_batch *ret)
+{
+	struct spool_batch b = {.fd = -1};
+	char staging[PATH_MAX];
+	struct stat st;
+	int r;
+
+	r = agent_path(a, staging, sizeof(staging), AGENT_STAGING);
+	if (r < 0)
+		return r;
+	/* a folder made before staging/ existed */
+	if (mkdir(staging, 0700) == 0) {
+		r = fsync_dir(a->dir);
+		if (r < 0)
+			return r;
+	} else if (errno != EEXIST) {
+		return -errno;
+	}
+	snprintf(b.source, sizeof(b.source), "%s", source);
+	for (int i = 0; i < BATCH_TRIES && b.fd < 0; i++) {
+		if (snprintf(b.dir, sizeof(b.dir), "%s/import.XXXXXX", staging) >=
+		    (int)sizeof(b.dir))
+			return -ENAMETOOLONG;
+		if (!mkdtemp(b.dir))
+			return -errno;
+		b.fd = open(b.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (b.fd < 0) {
+			r = -errno;
+			rmdir(b.dir);
+			return r;
+		}
+		/* a recovery may have taken the new folder for an abandoned one and removed
+		 * it before the lock: then make another */
+		if (flock(b.fd, LOCK_EX) < 0 || fstat(b.fd, &st) < 0) {
+			r = -errno;
+			close(b.fd);
+			rmdir(b.dir);
+			return r;
+		}
+		if (st.st_nlink == 0) {
+			close(b.fd);
+			b.fd = -1;
+		}
+	}
+	if (b.fd < 0)
+		return -EAGAIN;
+	r = write_mark(&b, 0);
+	if (r < 0) {
+		spool_batch_abort(&b);
+		return r;
+	}
+	*ret = b;
+	return 0;
+}
+
+int spool_batch_add(struct spool_batch *b, const char *id, const void *text, size_t len)
+{
+	char path[PATH_MAX];
+	int r;
+
+	if (snprintf(path, sizeof(path), "%s/%s.jws", b->dir, id) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	r = write_file(path, text, len, O_EXCL);
+	if (r == 0)
+		b->count++;
+	return r;
+}
+
+void spool_batch_abort(struct spool_batch *b)
+{
+	if (b->fd < 0)
+		return;
+	(void)remove_folder(b->dir);
+	close(b->fd);
+	b->fd = -1;
+}
+
+/* Moves the returns of the complete batch folder dir into the outbox and removes it; the
+ * returns it moved into *ret_moved. With recovering (after a crash) a return may already
+ * be in a folder of the spool: then only the batch's copy goes. */
+static int finish_batch(const struct agent *a, const char *dir, int recovering, size_t *ret_moved)
+{
+	char from[PATH_MAX], to[PATH_MAX], outbox[PATH_MAX], id[IDS_UUID_LEN + 1];
+	enum spool_state st;
+	struct dirent *e;
+	size_t moved = 0;
+	DIR *d;
+	int r, e2;
+
+	r = agent_path(a, outbox, sizeof(outbox), "%s", folders[SPOOL_QUEUED]);
+	if (r < 0)
+		return r;
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (!spool_name_id(e->d_name, id))
+			continue;
+		if (snprintf(from, sizeof(from), "%s/%s", dir, e->d_name) >= (int)sizeof(from)) {
+			r = -ENAMETOOLONG;
+			break;
+		}
+		if (recovering && spool_find(a, id, &st) == 0) {
+			unlink(from);
+			continue;
+		}
+		if ((e2 = item_path(a, SPOOL_QUEUED, id, ".jws", to, sizeof(to))) < 0 ||
+		    rename(from, to) < 0) {
+			r = e2 < 0 ? e2 : -errno;
+			break;
+		}
+		moved++;
+	}
+	closedir(d);
+	e2 = fsync_dir(outbox);
+	if (r < 0 || e2 < 0)
+		return r < 0 ? r : e2;
+	/* queued: the batch folder goes */
+	r = remove_folder(dir);
+	if (r == 0)
+		r = fileio_fsync_parent(dir);
+	if (r < 0)
+		return r;
+	*ret_moved = moved;
+	return 0;
+}
+
+int spool_batch_commit(const struct agent *a, struct spool_batch *b)
+{
+	size_t moved;
+	int r;
+
+	if (b->fd < 0)
+		return -EBADF;
+	/* every return of the batch durable (syncfs: one flush for them all, and it reports
+	 * the write-back errors since the batch folder was opened), then the mark that makes
+	 * the batch complete */
+	r = syncfs(b->fd) < 0 ? -errno : 0;
+	if (r == 0)
+		r = write_mark(b, 1);
+	if (r < 0) {
+		spool_batch_abort(b);
+		return r;
+	}
+	/* queued now, whatever happens: a move left unfinished is finished by the next
+	 * recovery */
+	r = finish_batch(a, b->dir, 0, &moved);
+	close(b->fd);
+	b->fd = -1;
+	return r < 0 ? 1 : 0;
+}
+
+/* 1 when the mark of batch folder dir says it is complete; its source into source. */
+static int batch_complete(const char *dir, char *source, size_t sourcelen)
+{
+	char path[PATH_MAX];
+	const cJSON *c, *src;
+	cJSON *root = NULL;
+	struct buf text;
+	int complete = 0;
+
+	snprintf(source, sourcelen, "(unknown)");
+	buf_init(&text, BATCH_MARK_MAX);
+	if (snprintf(path, sizeof(path), "%s/%s", dir, BATCH_MARK) < (int)sizeof(path) &&
+	    fileio_read(path, &text) == 0 &&
+	    json_parse_untrusted(text.data ? text.data : "", text.len, 4, &root, NULL, 0) == 0) {
+		c = cJSON_GetObjectItemCaseSensitive(root, "complete");
+		src = cJSON_GetObjectItemCaseSensitive(root, "source");
+		complete = cJSON_IsTrue(c);
+		if (cJSON_IsString(src))
+			snprintf(source, sourcelen, "%s", src->valuestring);
+	}
+	cJSON_Delete(root);
+	buf_release(&text);
+	return complete;
+}
+
+int spool_recover(const struct agent *a)
+{
+	char staging[PATH_MAX], dir[PATH_MAX], source[256];
+	size_t total = 0;
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+	int r = 0, fd;
+
+	r = agent_path(a, staging, sizeof(staging), AGENT_STAGING);
+	if (r < 0)
+		return r;
+	d = opendir(staging);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(d))) {
+		size_t moved = 0;
+		int e2;
+
+		if (e->d_name[0] == '.' ||
+		    snprintf(dir, sizeof(dir), "%s/%s", staging, e->d_name) >= (int)sizeof(dir))
+			continue;
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* held: an import at work */
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 || st.st_nlink == 0) {
+			close(fd);
+			continue;
+		}
+		if (batch_complete(dir, source, sizeof(source))) {
+			e2 = finish_batch(a, dir, 1, &moved);
+			if (e2 < 0) {
+				log_errno(e2, "failed to finish queueing the import of '%s'",
+				          source);
+				r = r < 0 ? r : e2;
+			} else {
+				log_info("queued %zu returns of an import of '%s' that "
+				         "stopped after every row was checked and written",
+				         moved, source);
+				total += moved;
+			}
+		} else {
+			e2 = remove_folder(dir);
+			if (e2 < 0)
+				r = r < 0 ? r : e2;
+			log_warning(
+			        "removed an unfinished import of '%s' (stopped before every row "
+			        "was checked and written): none of it is queued; run it again",
+			        source);
+		}
+		close(fd);
+	}
+	closedir(d);
+	return r < 0 ? r : (int)(total > INT_MAX ? INT_MAX : total);
 }
 
 int spool_name_id(const char *name, char ret[static IDS_UUID_LEN + 1])

@@ -2,7 +2,8 @@
  *   school-agent status [--dir DIR] [--json]
  * A return is "sent" only when its kept receipt verifies against the county's key now;
  * one whose receipt does not is shown "unverified" with the reason. Queued returns show
- * their attempts and last error, rejected ones the hub's reason. */
+ * their attempts and last error, rejected ones the hub's reason. What an interrupted
+ * import left is finished or removed first (spool_recover). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,6 +258,9 @@ int command_status(int argc, char **argv)
 		status = EX_CONFIG;
 		goto out;
 	}
+	/* an import a crash interrupted: queued whole, or not at all */
+	if (spool_recover(&agent) < 0)
+		log_warning("the outbox may lack the returns of an interrupted import");
 	for (int s = 0; s < 3; s++) {
 		r = spool_list(&agent, (enum spool_state)s, &lists[s]);
 		if (r < 0) {

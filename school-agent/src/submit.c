@@ -275,9 +275,9 @@ static int self_check(struct submitter *s, const char *text, size_t len, char *e
 	return r;
 }
 
-int submitter_queue(struct submitter *s, const struct form *f, const char *period,
-                    const char *supersedes, const cJSON *data, char ret_id[static IDS_UUID_LEN + 1],
-                    char *err, size_t errlen)
+int submitter_sign(struct submitter *s, const struct form *f, const char *period,
+                   const char *supersedes, const cJSON *data, char ret_id[static IDS_UUID_LEN + 1],
+                   char **ret_jws, size_t *ret_len, char *err, size_t errlen)
 {
 	const struct agent *a = s->agent;
 	char id[IDS_UUID_LEN + 1], created[DATETIME_RFC3339_MAX];
@@ -319,12 +319,10 @@ int submitter_queue(struct submitter *s, const struct form *f, const char *perio
 	r = self_check(s, jws, jws_len, err, errlen);
 	if (r < 0)
 		goto fail;
-	r = spool_queue(a, id, jws, jws_len);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot write the return to the outbox: %s", strerror(-r));
-		goto fail;
-	}
 	memcpy(ret_id, id, sizeof(id));
+	*ret_jws = jws;
+	*ret_len = jws_len;
+	jws = NULL;
 	r = 0;
 fail:
 	if (r == -ENOMEM && err)
@@ -332,6 +330,27 @@ fail:
 	cJSON_Delete(copy);
 	cJSON_Delete(payload);
 	free(text);
+	free(jws);
+	return r;
+}
+
+int submitter_queue(struct submitter *s, const struct form *f, const char *period,
+                    const char *supersedes, const cJSON *data, char ret_id[static IDS_UUID_LEN + 1],
+                    char *err, size_t errlen)
+{
+	char id[IDS_UUID_LEN + 1];
+	char *jws = NULL;
+	size_t len;
+	int r;
+
+	r = submitter_sign(s, f, period, supersedes, data, id, &jws, &len, err, errlen);
+	if (r < 0)
+		return r;
+	r = spool_queue(s->agent, id, jws, len);
+	if (r < 0)
+		snprintf(err, errlen, "cannot write the return to the outbox: %s", strerror(-r));
+	else
+		memcpy(ret_id, id, sizeof(id));
 	free(jws);
 	return r;
 }

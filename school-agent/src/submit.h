@@ -55,8 +55,17 @@ int submitter_period(const struct submitter *s, const struct form *f, const char
 int submitter_check(const struct submitter *s, const struct form *f, const char *period,
                     const struct cJSON *data, struct errlist *errs) WUR;
 
-/* Builds the payload of data (already checked), signs it and writes it to the outbox.
- * supersedes may be NULL. The id into ret_id. err says why on failure. */
+/* Builds the payload of data (already checked) under a new submission id and signs it:
+ * the id into ret_id, the JWS text into *ret_jws (caller frees with free()) and its length
+ * into *ret_len. supersedes may be NULL. err says why on failure (-EPROTO: the signed
+ * return fails the hub's own checks, a bug). */
+int submitter_sign(struct submitter *s, const struct form *f, const char *period,
+                   const char *supersedes, const struct cJSON *data,
+                   char ret_id[static IDS_UUID_LEN + 1], char **ret_jws, size_t *ret_len, char *err,
+                   size_t errlen) WUR;
+
+/* submitter_sign, then the durable write to the outbox (spool_queue). The id into
+ * ret_id. err says why on failure. */
 int submitter_queue(struct submitter *s, const struct form *f, const char *period,
                     const char *supersedes, const struct cJSON *data,
                     char ret_id[static IDS_UUID_LEN + 1], char *err, size_t errlen) WUR;

@@ -1,5 +1,5 @@
 /* school-agent sync: one pass over the outbox (sync.h says what each answer does).
- *   school-agent sync [--dir DIR] [--now] [--cacert FILE] [--client-cert FILE
+ *   school-agent sync [--dir DIR] [--now] [--parallel N] [--cacert FILE] [--client-cert FILE
  *                     --client-key FILE] [--timeout SECONDS]
  * Exit 0 when the outbox is empty afterwards, 75 (EX_TEMPFAIL) when returns remain. */
 #include <errno.h>
@@ -27,6 +27,7 @@
 
 #define STATE_MAX (16u * 1024)
 #define BACKOFF_SHIFT_MAX 30
+#define SLOT_KEEP (256u * 1024) /* a slot keeps buffers up to this between uploads */
 
 int syncer_init(struct syncer *ret, const struct agent *a, char *err, size_t errlen)
 {
@@ -35,43 +36,66 @@ int syncer_init(struct syncer *ret, const struct agent *a, char *err, size_t err
 	        .client_cert = a->cfg.client_cert,
 	        .client_key = a->cfg.client_key,
 	        .timeout_s = (long)a->cfg.timeout,
+	        .parallel = (size_t)a->cfg.parallel,
 	};
+	struct syncer s = {.agent = a};
 	int r;
 
-	memset(ret, 0, sizeof(*ret));
-	ret->agent = a;
-	buf_init(&ret->text, SPOOL_ITEM_MAX);
-	/* a gzip member of incompressible data is a little larger than the data */
-	buf_init(&ret->body, SPOOL_ITEM_MAX + SPOOL_ITEM_MAX / 100 + 1024);
-	buf_init(&ret->state, STATE_MAX);
-	r = clock_init(&ret->real, NULL, err, errlen);
+	buf_init(&s.state, STATE_MAX);
+	r = clock_init(&s.real, NULL, err, errlen);
 	if (r < 0)
 		return r;
-	r = agent_county_key(a, &ret->county, err, errlen);
+	r = agent_county_key(a, &s.county, err, errlen);
 	if (r < 0)
 		return r;
-	r = gzip_compressor_init(&ret->gz, 6);
+	r = gzip_compressor_init(&s.gz, 6);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot set up gzip: %s", strerror(-r));
 		goto fail;
 	}
-	r = http_client_init(&ret->http, a->cfg.hub, &o, err, errlen);
+	r = http_client_init(&s.http, a->cfg.hub, &o, err, errlen);
 	if (r < 0)
 		goto fail;
+	s.slots = calloc(s.http.count, sizeof(*s.slots));
+	s.group = calloc(SYNC_GROUP_MAX, sizeof(*s.group));
+	if (!s.slots || !s.group) {
+		snprintf(err, errlen, "out of memory");
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < s.http.count; i++) {
+		buf_init(&s.slots[i].text, SPOOL_ITEM_MAX);
+		/* a gzip member of incompressible data is a little larger than the data */
+		buf_init(&s.slots[i].body, SPOOL_ITEM_MAX + SPOOL_ITEM_MAX / 100 + 1024);
+	}
+	for (size_t i = 0; i < SYNC_GROUP_MAX; i++)
+		buf_init(&s.group[i].receipt, HTTP_BODY_MAX);
+	*ret = s;
 	return 0;
 fail:
-	gzip_compressor_release(&ret->gz);
-	jwk_release(&ret->county);
+	free(s.slots);
+	free(s.group);
+	http_client_release(&s.http);
+	gzip_compressor_release(&s.gz);
+	jwk_release(&s.county);
 	return r;
 }
 
 void syncer_release(struct syncer *s)
 {
+	for (size_t i = 0; s->slots && i < s->http.count; i++) {
+		buf_release(&s->slots[i].text);
+		buf_release(&s->slots[i].body);
+	}
+	for (size_t i = 0; s->group && i < SYNC_GROUP_MAX; i++)
+		buf_release(&s->group[i].receipt);
+	free(s->slots);
+	free(s->group);
+	s->slots = NULL;
+	s->group = NULL;
 	http_client_release(&s->http);
 	gzip_compressor_release(&s->gz);
 	jwk_release(&s->county);
-	buf_release(&s->text);
-	buf_release(&s->body);
 	buf_release(&s->state);
 }
 
@@ -116,9 +140,11 @@ static int64_t backoff_delay(const struct syncer *s, long long attempts, long re
 	return delay;
 }
 
-/* Records one more failure in the state file path (hub: id NULL) and returns when the
- * next attempt may be made. */
-static int64_t record_failure(struct syncer *s, const char *id, const char *why, long retry_after_s)
+/* Records a failure in the state file (of the hub: id NULL) and returns when the next
+ * attempt may be made. again: the same failure as one already recorded (the hub's, by
+ * another upload of the pass), which does not count as one more. */
+static int64_t record_failure(struct syncer *s, const char *id, const char *why, long retry_after_s,
+                              int again)
 {
 	char path[PATH_MAX], at[DATETIME_RFC3339_MAX];
 	struct backoff b = {0};
@@ -134,7 +160,8 @@ static int64_t record_failure(struct syncer *s, const char *id, const char *why,
 		r = fileio_read(path, &s->state);
 	if (r == 0)
 		parse_backoff(&s->state, &b);
-	b.attempts++;
+	if (!again || b.attempts == 0)
+		b.attempts++;
 	next = now + backoff_delay(s, b.attempts, retry_after_s);
 	datetime_format_rfc3339(next, DATETIME_SHANGHAI_OFFSET_MIN, at);
 	root = cJSON_CreateObject();
@@ -159,14 +186,37 @@ static int64_t record_failure(struct syncer *s, const char *id, const char *why,
 	return next;
 }
 
-/* The hub answered: forget its failures. */
-static void hub_recovered(struct syncer *s, int *cleared)
+/* What one pass knows of the hub. */
+struct pass {
+	struct sync_result res;
+	int hub_failed;  /* the hub failed: no new upload starts, its backoff stands */
+	int hub_cleared; /* its earlier failures were forgotten */
+};
+
+/* The hub failed (for one upload of the pass): it backs off; the first failure of a pass
+ * counts, a later one only makes the wait longer if its Retry-After asks for that. When the
+ * hub may be tried again. */
+static int64_t hub_failed(struct syncer *s, struct pass *p, const char *why, long retry_after_s)
+{
+	int64_t now = clock_now_ms(&s->real);
+
+	if (!p->hub_failed) {
+		p->hub_failed = 1;
+		p->res.hub_next_ms = record_failure(s, NULL, why, retry_after_s, 0);
+	} else if (retry_after_s >= 0 && now + (int64_t)retry_after_s * 1000 > p->res.hub_next_ms) {
+		p->res.hub_next_ms = record_failure(s, NULL, why, retry_after_s, 1);
+	}
+	return p->res.hub_next_ms;
+}
+
+/* The hub answered: forget its failures, unless it failed earlier in this pass. */
+static void hub_recovered(struct syncer *s, struct pass *p)
 {
 	char path[PATH_MAX];
 
-	if (*cleared)
+	if (p->hub_cleared || p->hub_failed)
 		return;
-	*cleared = 1;
+	p->hub_cleared = 1;
 	if (agent_path(s->agent, path, sizeof(path), AGENT_SYNC_STATE) == 0 && unlink(path) == 0)
 		log_info("the hub at '%s' answers again", s->agent->cfg.hub);
 }
@@ -194,9 +244,8 @@ static void format_wait(int64_t ms, char *out, size_t outlen)
 
 /* The hub's error body as kept in rejected/: the body itself when it is a JSON object,
  * else one made from the status and the start of the text. Caller frees. */
-static char *rejection_body(const struct syncer *s, long status)
+static char *rejection_body(const struct buf *b, long status)
 {
-	const struct buf *b = &s->http.body;
 	cJSON *parsed = NULL, *made;
 	char *text, message[256];
 
@@ -225,9 +274,8 @@ static char *rejection_body(const struct syncer *s, long status)
 }
 
 /* The "message" (and 423 "reason") of an error answer, for a log line. */
-static void answer_summary(const struct syncer *s, long status, char *out, size_t outlen)
+static void answer_summary(const struct buf *b, long status, char *out, size_t outlen)
 {
-	const struct buf *b = &s->http.body;
 	const cJSON *m, *reason;
 	cJSON *root = NULL;
 
@@ -245,143 +293,237 @@ static void answer_summary(const struct syncer *s, long status, char *out, size_
 }
 
 enum outcome {
-	OUTCOME_SENT,
-	OUTCOME_REJECTED,
+	OUTCOME_STARTED,
+	OUTCOME_SENT,       /* its receipt verifies: to be moved to sent/ with its group */
+	OUTCOME_REJECTED,   /* moved to rejected/ */
 	OUTCOME_RETRY_ITEM, /* this return backs off, the pass goes on */
-	OUTCOME_RETRY_HUB,  /* the hub backs off, the pass stops */
+	OUTCOME_RETRY_HUB,  /* the hub backs off, no new upload starts */
 	OUTCOME_SKIPPED,
 };
 
-/* Uploads one return; its outcome. */
-static enum outcome upload(struct syncer *s, const char *id, int *hub_cleared, int64_t *ret_next)
+/* Moves a queued file that is not a return out of the queue, so it cannot block it. */
+static enum outcome reject_corrupt(struct syncer *s, const char *id, const char *why)
 {
-	const struct agent *a = s->agent;
-	char err[512], why[600], wait[32];
-	struct spool_item item;
-	struct receipt rc;
-	long status = 0;
-	char *body;
+	char message[600];
+	cJSON *local = cJSON_CreateObject();
+	char *text = NULL;
 	int r;
 
-	buf_reset(&s->text);
-	r = spool_read(a, SPOOL_QUEUED, id, &s->text);
+	snprintf(message, sizeof(message), "the queued file is not a return: %s", why);
+	if (local && cJSON_AddStringToObject(local, "error", "corrupt") &&
+	    cJSON_AddStringToObject(local, "message", message))
+		text = cJSON_PrintUnformatted(local);
+	cJSON_Delete(local);
+	log_error("the queued file '%s' is not a return (%s), moving it to %s/", id, why,
+	          AGENT_REJECTED);
+	r = text ? spool_mark_rejected(s->agent, id, text, strlen(text)) : -ENOMEM;
+	cJSON_free(text);
+	return r < 0 ? OUTCOME_SKIPPED : OUTCOME_REJECTED;
+}
+
+/* Reads, checks and compresses the queued return id into slot i and starts its upload. */
+static enum outcome start(struct syncer *s, size_t i, const char *id, int retry)
+{
+	struct sync_slot *slot = &s->slots[i];
+	char err[512];
+	int r;
+
+	buf_reset(&slot->text);
+	r = spool_read(s->agent, SPOOL_QUEUED, id, &slot->text);
 	if (r == -ENOENT)
 		return OUTCOME_SKIPPED; /* another process moved it */
 	if (r < 0) {
 		log_warning_errno(r, "failed to read the queued return '%s', skipping it", id);
 		return OUTCOME_SKIPPED;
 	}
-	r = spool_item_parse(s->text.data, s->text.len, &item, err, sizeof(err));
-	if (r == 0 && strcmp(item.id, id) != 0) {
-		snprintf(err, sizeof(err), "its submission_id is \"%s\"", item.id);
+	r = spool_item_parse(slot->text.data, slot->text.len, &slot->item, err, sizeof(err));
+	if (r == 0 && strcmp(slot->item.id, id) != 0) {
+		snprintf(err, sizeof(err), "its submission_id is \"%s\"", slot->item.id);
 		r = -EBADMSG;
 	}
-	if (r < 0) {
-		/* not something submit wrote: out of the queue, so it cannot block it */
-		char message[600];
-		cJSON *local = cJSON_CreateObject();
-		char *text = NULL;
-
-		snprintf(message, sizeof(message), "the queued file is not a return: %s", err);
-		if (local && cJSON_AddStringToObject(local, "error", "corrupt") &&
-		    cJSON_AddStringToObject(local, "message", message))
-			text = cJSON_PrintUnformatted(local);
-		cJSON_Delete(local);
-		log_error("the queued file '%s' is not a return (%s), moving it to %s/", id, err,
-		          AGENT_REJECTED);
-		r = text ? spool_mark_rejected(a, id, text, strlen(text)) : -ENOMEM;
-		cJSON_free(text);
-		if (r < 0)
-			return OUTCOME_SKIPPED;
-		return OUTCOME_REJECTED;
-	}
-	buf_reset(&s->body);
-	r = gzip_compress(&s->gz, s->text.data, s->text.len, &s->body);
+	if (r < 0)
+		return reject_corrupt(s, id, err);
+	buf_reset(&slot->body);
+	r = gzip_compress(&s->gz, slot->text.data, slot->text.len, &slot->body);
 	if (r < 0) {
 		log_errno(r, "failed to compress '%s'", id);
 		return OUTCOME_SKIPPED;
 	}
-	r = http_post_submission(&s->http, s->body.data, s->body.len, &status, err, sizeof(err));
+	memcpy(slot->id, id, sizeof(slot->id));
+	slot->retry = retry;
+	r = http_post_start(&s->http, i, slot->body.data, slot->body.len);
 	if (r < 0) {
-		snprintf(why, sizeof(why), "no answer from the hub: %s", err);
-		*ret_next = record_failure(s, NULL, why, -1);
-		format_wait(*ret_next - clock_now_ms(&s->real), wait, sizeof(wait));
+		log_errno(r, "failed to start the upload of '%s'", id);
+		return OUTCOME_SKIPPED;
+	}
+	return OUTCOME_STARTED;
+}
+
+/* What the end of the upload in slot i means; a return whose receipt verifies joins the
+ * group to be moved to sent/ (OUTCOME_SENT). */
+static enum outcome ended(struct syncer *s, size_t i, struct pass *p)
+{
+	const struct http_transfer *t = &s->http.transfers[i];
+	struct sync_slot *slot = &s->slots[i];
+	const struct agent *a = s->agent;
+	const char *id = slot->id;
+	char err[512], why[600], wait[32];
+	char *body;
+	int64_t next;
+	int r;
+
+	if (t->result < 0) {
+		snprintf(why, sizeof(why), "no answer from the hub: %s", t->error);
+		next = hub_failed(s, p, why, -1);
+		format_wait(next - clock_now_ms(&s->real), wait, sizeof(wait));
 		log_warning("%s, keeping %s queued, retrying in %s", why, id, wait);
 		return OUTCOME_RETRY_HUB;
 	}
-	if (status == 200 || status == 201) {
+	if (t->status == 200 || t->status == 201) {
 		const struct receipt_expect want = {
-		        .submission_id = item.id,
-		        .sha256 = item.sha256,
+		        .submission_id = slot->item.id,
+		        .sha256 = slot->item.sha256,
 		        .school_id = a->cfg.school_id,
 		        .county_id = a->cfg.county_id,
-		        .form = item.form,
-		        .period = item.period,
+		        .form = slot->item.form,
+		        .period = slot->item.period,
 		};
+		struct sync_delivered *d = &s->group[s->grouped];
 
-		r = receipt_verify(s->http.body.data ? s->http.body.data : "", s->http.body.len,
-		                   &s->county, &want, &rc, err, sizeof(err));
+		if (s->grouped == SYNC_GROUP_MAX)
+			return OUTCOME_SKIPPED; /* cannot happen: the pass flushes before */
+		r = receipt_verify(t->body.data ? t->body.data : "", t->body.len, &s->county, &want,
+		                   &d->rc, err, sizeof(err));
 		if (r < 0) {
 			snprintf(why, sizeof(why),
-			         "the hub answered %ld but its receipt does not "
-			         "verify: %s",
-			         status, err);
-			*ret_next = record_failure(s, NULL, why, -1);
+			         "the hub answered %ld but its receipt does not verify: %s",
+			         t->status, err);
+			hub_failed(s, p, why, -1);
 			log_error("%s; keeping %s queued", why, id);
 			return OUTCOME_RETRY_HUB;
 		}
-		r = spool_mark_sent(a, id, s->http.body.data, s->http.body.len);
+		buf_reset(&d->receipt);
+		r = buf_append(&d->receipt, t->body.data, t->body.len);
 		if (r < 0) {
 			log_errno(r,
-			          "failed to keep the receipt of '%s' (it stays queued and is sent "
-			          "again)",
+			          "failed to keep the receipt of '%s' (it stays queued and is "
+			          "sent again)",
 			          id);
 			return OUTCOME_SKIPPED;
 		}
-		hub_recovered(s, hub_cleared);
-		log_info("sent %s (%s %s), received %s%s", id, item.form, item.period,
-		         rc.received_at,
-		         rc.on_time == 1   ? ", on time"
-		         : rc.on_time == 0 ? ", late"
-		                           : "");
+		d->item = slot->item;
+		d->retry = slot->retry;
+		if (s->grouped++ == 0)
+			s->group_since = clock_now_ms(&s->real);
 		return OUTCOME_SENT;
 	}
-	answer_summary(s, status, why, sizeof(why));
-	if (status == 429 || status == 503 || status == 507 || status < 400 || status > 599) {
-		*ret_next = record_failure(s, NULL, why, s->http.retry_after_s);
-		format_wait(*ret_next - clock_now_ms(&s->real), wait, sizeof(wait));
+	answer_summary(&t->body, t->status, why, sizeof(why));
+	if (t->status == 429 || t->status == 503 || t->status == 507 || t->status < 400 ||
+	    t->status > 599) {
+		next = hub_failed(s, p, why, t->retry_after_s);
+		format_wait(next - clock_now_ms(&s->real), wait, sizeof(wait));
 		log_warning("the hub answered %s, keeping %s queued, retrying in %s", why, id,
 		            wait);
 		return OUTCOME_RETRY_HUB;
 	}
-	hub_recovered(s, hub_cleared);
-	if (status == 408 || status == 423 || status >= 500) {
-		int64_t next = record_failure(s, id, why, s->http.retry_after_s);
-
+	hub_recovered(s, p);
+	if (t->status == 408 || t->status == 423 || t->status >= 500) {
+		next = record_failure(s, id, why, t->retry_after_s, 0);
 		format_wait(next - clock_now_ms(&s->real), wait, sizeof(wait));
 		log_warning("the hub answered %s for %s, keeping it queued, retrying in %s", why,
 		            id, wait);
 		return OUTCOME_RETRY_ITEM;
 	}
-	body = rejection_body(s, status);
+	body = rejection_body(&t->body, t->status);
 	r = body ? spool_mark_rejected(a, id, body, strlen(body)) : -ENOMEM;
 	free(body);
 	if (r < 0) {
 		log_errno(r, "failed to move the rejected return '%s'", id);
 		return OUTCOME_SKIPPED;
 	}
-	log_error("the hub rejected %s (%s %s): %s; moved to %s/", id, item.form, item.period, why,
-	          AGENT_REJECTED);
+	log_error("the hub rejected %s (%s %s): %s; moved to %s/", id, slot->item.form,
+	          slot->item.period, why, AGENT_REJECTED);
 	return OUTCOME_REJECTED;
+}
+
+/* A slot's buffers go back to the system after a large return. */
+static void slot_trim(struct sync_slot *slot)
+{
+	if (slot->text.alloc > SLOT_KEEP)
+		buf_release(&slot->text);
+	if (slot->body.alloc > SLOT_KEEP)
+		buf_release(&slot->body);
+}
+
+/* Acts on the end of the upload in slot i. */
+static void collect(struct syncer *s, size_t i, struct pass *p)
+{
+	enum outcome o = ended(s, i, p);
+
+	if (o == OUTCOME_REJECTED)
+		p->res.rejected++;
+	else if (o == OUTCOME_RETRY_ITEM || o == OUTCOME_RETRY_HUB)
+		p->res.failed++;
+	slot_trim(&s->slots[i]);
+}
+
+/* Moves the group of returns whose receipts verified to sent/, durably. */
+static void flush_group(struct syncer *s, struct pass *p)
+{
+	struct spool_sent sent[SYNC_GROUP_MAX];
+	size_t n = s->grouped;
+	int r;
+
+	for (size_t j = 0; j < n; j++)
+		sent[j] = (struct spool_sent){.id = s->group[j].item.id,
+		                              .receipt = s->group[j].receipt.data,
+		                              .len = s->group[j].receipt.len,
+		                              .retry = s->group[j].retry};
+	r = spool_mark_sent_group(s->agent, sent, n);
+	if (r < 0)
+		log_errno(r, "failed to keep the receipts of %zu returns", n);
+	for (size_t j = 0; j < n; j++) {
+		const struct sync_delivered *d = &s->group[j];
+
+		if (!sent[j].moved) {
+			log_error("failed to keep the receipt of '%s' (it stays queued and is sent "
+			          "again)",
+			          d->item.id);
+			continue;
+		}
+		p->res.sent++;
+		hub_recovered(s, p);
+		log_info("sent %s (%s %s), received %s%s", d->item.id, d->item.form, d->item.period,
+		         d->rc.received_at,
+		         d->rc.on_time == 1   ? ", on time"
+		         : d->rc.on_time == 0 ? ", late"
+		                              : "");
+	}
+	s->grouped = 0;
+}
+
+/* A transfer that is not running. */
+static size_t free_slot(const struct syncer *s)
+{
+	size_t i = 0;
+
+	while (i < s->http.count && s->http.transfers[i].running)
+		i++;
+	return i;
 }
 
 int syncer_pass(struct syncer *s, int (*stop)(void *data), void *stop_data, struct sync_result *ret)
 {
-	struct sync_result res = {0};
+	struct pass p = {0};
 	struct spool_list ids = {0};
-	int64_t now = clock_now_ms(&s->real), next;
-	int r, hub_cleared = 0;
+	size_t next_id = 0, done;
+	int64_t now = clock_now_ms(&s->real), next, waited;
+	int r, stopped = 0;
 
+	/* what an interrupted import left complete is queued now (it logs its failures) */
+	r = spool_recover(s->agent);
+	if (r < 0)
+		log_debug("the outbox may lack the returns of an interrupted import");
 	next = hub_next_attempt(s);
 	if (!s->force && next > now) {
 		char wait[32];
@@ -389,44 +531,60 @@ int syncer_pass(struct syncer *s, int (*stop)(void *data), void *stop_data, stru
 		format_wait(next - now, wait, sizeof(wait));
 		log_info("the hub failed recently; next attempt in %s (--now to try at once)",
 		         wait);
-		res.hub_next_ms = next;
+		p.res.hub_next_ms = next;
 		goto count;
 	}
 	r = spool_list(s->agent, SPOOL_QUEUED, &ids);
 	if (r < 0)
 		return log_errno(r, "failed to list the outbox");
-	for (size_t i = 0; i < ids.count; i++) {
-		struct backoff b = {0};
-		enum outcome o;
+	for (;;) {
+		/* as many uploads in flight as there are transfers, while the hub is well */
+		while (!p.hub_failed && !stopped && next_id < ids.count &&
+		       s->http.running < s->http.count) {
+			const char *id = ids.ids[next_id++];
+			struct backoff b = {0};
+			int retry;
+			enum outcome o;
 
-		if (stop && stop(stop_data))
-			break;
-		buf_reset(&s->state);
-		if (spool_read_extra(s->agent, SPOOL_QUEUED, ids.ids[i], &s->state) == 0)
-			parse_backoff(&s->state, &b);
-		if (!s->force && b.next_ms > clock_now_ms(&s->real))
-			continue;
-		o = upload(s, ids.ids[i], &hub_cleared, &next);
-		if (o == OUTCOME_SENT)
-			res.sent++;
-		else if (o == OUTCOME_REJECTED)
-			res.rejected++;
-		else if (o == OUTCOME_RETRY_ITEM)
-			res.failed++;
-		if (o == OUTCOME_RETRY_HUB) {
-			res.failed++;
-			res.hub_next_ms = next;
-			break;
+			if (stop && stop(stop_data)) {
+				stopped = 1;
+				break;
+			}
+			buf_reset(&s->state);
+			retry = spool_read_extra(s->agent, SPOOL_QUEUED, id, &s->state) == 0;
+			if (retry)
+				parse_backoff(&s->state, &b);
+			if (!s->force && b.next_ms > clock_now_ms(&s->real))
+				continue;
+			o = start(s, free_slot(s), id, retry);
+			if (o == OUTCOME_REJECTED)
+				p.res.rejected++;
 		}
+		/* the group, while the hub works on the uploads just started */
+		waited = clock_now_ms(&s->real) - s->group_since;
+		if (s->grouped && (s->grouped + s->http.count > SYNC_GROUP_MAX ||
+		                   s->http.running == 0 || waited >= SYNC_GROUP_WAIT_MS)) {
+			flush_group(s, &p);
+			waited = 0;
+		}
+		if (s->http.running == 0)
+			break;
+		/* one upload ends, and whatever else ended with it */
+		if (http_post_wait(&s->http, s->grouped ? (int)(SYNC_GROUP_WAIT_MS - waited) : -1,
+		                   &done) == 0)
+			continue;
+		do
+			collect(s, done, &p);
+		while (http_post_wait(&s->http, 0, &done) == 1);
 	}
 	spool_list_release(&ids);
 count:
 	r = spool_list(s->agent, SPOOL_QUEUED, &ids);
 	if (r < 0)
 		return log_errno(r, "failed to list the outbox");
-	res.remaining = ids.count;
+	p.res.remaining = ids.count;
 	spool_list_release(&ids);
-	*ret = res;
+	*ret = p.res;
 	return 0;
 }
 
@@ -443,11 +601,14 @@ void sync_flags_apply(const struct sync_flags *f, struct agent *a)
 	}
 	if (f->timeout)
 		a->cfg.timeout = f->timeout;
+	if (f->parallel)
+		a->cfg.parallel = f->parallel;
 }
 
 int command_sync(int argc, char **argv)
 {
-	static const char synopsis[] = "school-agent sync [--dir DIR] [--now] [OPTIONS]";
+	static const char synopsis[] = "school-agent sync [--dir DIR] [--now] [--parallel N] "
+	                               "[OPTIONS]";
 	struct sync_flags f = {0};
 	int now = 0;
 	const struct config_option options[] = {
@@ -460,6 +621,9 @@ int command_sync(int argc, char **argv)
 	        {"client_key", CONFIG_STRING, &f.client_key, "TLS client key (PEM)", "FILE", 0, 0},
 	        {"timeout", CONFIG_INTEGER, &f.timeout, "seconds one upload may take", "SECONDS", 1,
 	         3600},
+	        {"parallel", CONFIG_INTEGER, &f.parallel,
+	         "uploads in flight at once (default: agent.json's parallel, else 8)", "N", 1,
+	         HTTP_PARALLEL_MAX},
 	        {NULL, 0, NULL, NULL, NULL, 0, 0},
 	};
 	struct sync_result res;

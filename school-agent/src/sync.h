@@ -1,9 +1,10 @@
-/* Delivering the outbox to the county hub (docs/PROTOCOL.md), one return at a time in id
- * order: read its JWS, gzip it, POST it, and act on the answer:
+/* Delivering the outbox to the county hub (docs/PROTOCOL.md), oldest first, with up to
+ * `parallel` uploads in flight (agent.json, --parallel; default 8): read a return's JWS,
+ * gzip it, POST it, and act on the answer:
  *   200/201 with a receipt that verifies (county key, submission_id, sha256 of the
  *           payload bytes, school, county, form, period)   -> sent/ with the receipt
  *   200/201 whose receipt does not verify                    -> stays queued; an error,
- *           and the pass stops (the hub, or what sits between, cannot be trusted now)
+ *           and no new upload starts (the hub, or what sits between, cannot be trusted now)
  *   4xx other than 408, 423, 429                             -> rejected/ with the body,
  *           and the pass goes on: one bad return never blocks the queue
  *   408, 423 (locked: the county may lift it), 500, 502, 504 and other 5xx
@@ -11,13 +12,22 @@
  *           return backs off, the pass goes on with the next
  *   no answer (refused, reset, timeout, stall, TLS), 429, 503, 507, or an unexpected status
  *                                                            -> stays queued; the whole
- *           hub backs off and the pass stops
+ *           hub backs off and no new upload starts (those in flight end as they may)
  * Backoff is exponential with full jitter: the n-th consecutive failure waits a uniformly
  * random time in [0, min(retry_max, 2^n s)], and never less than the hub's Retry-After.
- * The state survives restarts: DIR/sync-state.json for the hub, outbox/<id>.retry per
- * return, both written atomically. Waits are real time, whatever RETURNS_CLOCK says: they
- * are about the network, not the campaign. Memory stays flat whatever the queue holds:
- * only the ids are listed, and one return is in memory at a time. */
+ * The hub's count goes up once per pass however many uploads failed together, and a later
+ * answer of the same pass does not clear it. The state survives restarts:
+ * DIR/sync-state.json for the hub, outbox/<id>.retry per return, both written
+ * atomically. Waits are real time, whatever RETURNS_CLOCK says: they are about the
+ * network, not the campaign.
+ * Delivered returns are moved to sent/ in groups (spool_mark_sent_group: two flushes of
+ * the filesystem per group, not four fsyncs per return): a group is written once it could
+ * not take another round of uploads, once its first return has waited SYNC_GROUP_WAIT_MS,
+ * or when no upload is in flight; and after the next uploads are started, so that the
+ * hub works while the agent writes. Only then is a return reported sent: one the agent
+ * dies holding is still queued and is sent again (the hub answers with the same receipt).
+ * Memory stays flat whatever the queue holds: only the ids are listed, and only the
+ * returns in flight are in memory (a slot's buffers are freed after a large one). */
 #ifndef SCHOOL_AGENT_SYNC_H
 #define SCHOOL_AGENT_SYNC_H
 
@@ -27,11 +37,17 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/gzip.h"
+#include "common/ids.h"
 #include "common/jwk.h"
 #include "common/macro.h"
 #include "http.h"
+#include "receipt.h"
+#include "spool.h"
 
 struct agent;
+
+#define SYNC_GROUP_MAX 64      /* delivered returns moved to sent/ together, at most */
+#define SYNC_GROUP_WAIT_MS 250 /* the longest a delivered return waits for its group */
 
 struct sync_result {
 	size_t sent;
@@ -41,24 +57,47 @@ struct sync_result {
 	int64_t hub_next_ms; /* the hub is backing off until then (real time); 0: it is not */
 };
 
+/* One upload: the return in flight on the transfer of the same index. */
+struct sync_slot {
+	char id[IDS_UUID_LEN + 1];
+	struct spool_item item;
+	struct buf text; /* the JWS as queued */
+	struct buf body; /* its gzip */
+	int retry;       /* it has an outbox/<id>.retry */
+};
+
+/* A return whose receipt verified, waiting to be moved to sent/ with its group. Its slot
+ * is free again meanwhile. */
+struct sync_delivered {
+	struct spool_item item;
+	struct receipt rc;
+	struct buf receipt; /* as the hub sent it */
+	int retry;
+};
+
 struct syncer {
 	const struct agent *agent; /* borrowed */
 	struct jwk county;
-	struct http_client http; /* do not move a syncer after init: curl points into it */
+	struct http_client http;
 	struct gzip_compressor gz;
 	struct clock real;
-	struct buf text, body, state;
-	int force; /* ignore the backoff state */
+	struct buf state;
+	struct sync_slot *slots;      /* one per transfer of http */
+	struct sync_delivered *group; /* SYNC_GROUP_MAX */
+	size_t grouped;               /* in group */
+	int64_t group_since;          /* real time of the group's first return */
+	int force;                    /* ignore the backoff state */
 };
 
-/* The agent's config gives the hub, TLS files and timeout. ret must stay where it is
- * until syncer_release. Negative errno with a message in err. */
+/* The agent's config gives the hub, TLS files, timeout and uploads in flight. Release
+ * with syncer_release. Negative errno with a message in err. */
 int syncer_init(struct syncer *ret, const struct agent *a, char *err, size_t errlen) WUR;
 void syncer_release(struct syncer *s);
 
-/* One pass over the outbox. stop (may be NULL) is asked between returns; a nonzero answer
- * ends the pass early. Returns 0 with *ret filled, or a negative errno when the outbox
- * cannot be read at all. */
+/* One pass over the outbox, after finishing what an interrupted import left
+ * (spool_recover). stop (may be NULL) is asked before each upload starts; a nonzero answer
+ * ends the pass once the uploads in flight have ended. Returns 0 with *ret filled, or a
+ * negative errno when the outbox cannot be read at all. */
 int syncer_pass(struct syncer *s, int (*stop)(void *data), void *stop_data,
                 struct sync_result *ret) WUR;
 
@@ -69,6 +108,7 @@ struct sync_flags {
 	char *client_cert;
 	char *client_key;
 	long long timeout;
+	long long parallel;
 };
 void sync_flags_apply(const struct sync_flags *f, struct agent *a);
 

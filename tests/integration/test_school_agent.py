@@ -121,7 +121,8 @@ def test_usage_errors(offline_agent):
     assert r.returncode == EX_USAGE
     r = subprocess.run([str(BINARY), "--help"], capture_output=True, text=True)
     assert r.returncode == 0
-    for cmd in ("init", "validate", "submit", "import", "sync", "status", "due", "run"):
+    for cmd in ("init", "validate", "submit", "import", "sync", "status", "requeue", "due",
+                "run"):
         assert re.search(rf"^  {cmd} ", r.stdout, re.M), cmd
         h = subprocess.run([str(BINARY), cmd, "--help"], capture_output=True, text=True)
         assert h.returncode == 0 and h.stdout.startswith("usage: school-agent " + cmd), cmd

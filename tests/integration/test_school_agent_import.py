@@ -4,12 +4,18 @@ Chinese column headers (docs/CSV-IMPORT.md). The queued returns are read back an
 verified with python3-jwcrypto."""
 
 import json
+import os
+import random
 import re
+import signal
+import subprocess
+import time
 
 import pytest
 from jwcrypto import jws
 
-from agentfixture import EX_DATAERR, EX_OK, EX_USAGE, load_return, offline_agent  # noqa: F401
+from agentfixture import (BINARY, EX_DATAERR, EX_OK, EX_USAGE, load_return,  # noqa: F401
+                          offline_agent)
 
 INCIDENT_EN = [
     "incident_ref", "occurred_on", "discovered_on", "reported_on", "level", "types",
@@ -213,3 +219,153 @@ def test_import_phase_form_needs_a_period(offline_agent, tmp_path):
     r, _ = run_import(a, tmp_path, "two.csv", csv_text(header, [row, row]).encode(), "--form",
                       "screening", "--period", "2024-P1")
     assert r.returncode == EX_DATAERR and "a second screening return for 2024-P1" in r.stdout
+
+
+# ---------------------------------------------------------------- large files, crashes
+
+def incident_rows(n, first=0, summary="课间在宿舍发生推搡，已分别谈话并通知家长。班主任跟进。" * 18,
+                  yes="是", no="否"):
+    """n valid incident rows (English columns), each about 1.6 KB with its summary."""
+    rows = []
+    for i in range(first, first + n):
+        day = 1 + i % 28
+        rows.append([f"BIG-{i:06d}", f"2024-05-{day:02d}", f"2024-05-{day:02d}",
+                     f"2024-05-{day:02d}", "1", "verbal", "classroom", "junior", "1", "0", "0",
+                     "1", "education", yes, no, "open", "", summary])
+    return rows
+
+
+def test_import_of_a_large_file_reads_it_in_pieces(offline_agent, tmp_path):
+    """A file of several pieces (the import reads about 512 KiB at a time, cut at a record
+    boundary): quoted fields with line breaks and commas across the cuts, and a problem
+    far into the file named by its physical line."""
+    a = offline_agent
+    rows = incident_rows(1500)
+    for i in range(0, 1500, 7):  # quoted, with a line break and a comma: 2 physical lines
+        rows[i][17] = '"' + rows[i][17][:200] + '\r\n第二行, 含""引号"""'
+    r, path = run_import(a, tmp_path, "big.csv", csv_text(INCIDENT_EN, rows).encode(),
+                         "--form", "incident")
+    assert r.returncode == EX_OK, r.stdout[-2000:] + r.stderr[-2000:]
+    ids = r.stdout.split()
+    assert len(ids) == 1500 and sorted(ids) == a.outbox()
+    payloads = queued_payloads(a, [ids[0], ids[7], ids[1499]])
+    assert payloads[1]["data"]["summary"].endswith('\n第二行, 含"引号"')
+    assert payloads[2]["data"]["incident_ref"] == "BIG-001499"
+    # the physical line of row k: 1 (header) + k + the extra lines of rows before it
+    bad = 1400
+    line = 2 + bad + len(range(0, bad, 7))
+    rows = incident_rows(1500)
+    for i in range(0, 1500, 7):
+        rows[i][17] = '"' + rows[i][17][:200] + '\r\n第二行"'
+    rows[bad][8] = "-1"
+    r, path = run_import(a, tmp_path, "bad.csv", csv_text(INCIDENT_EN, rows).encode(),
+                         "--form", "incident")
+    assert r.returncode == EX_DATAERR
+    assert f"{path}: line {line}, column 9 (victims.female): must be >= 0" in r.stdout
+    # a CSV fault far into the file: the same line numbers
+    rows[bad][8] = "1"
+    rows[bad][0] = 'BIG"1400'
+    r, path = run_import(a, tmp_path, "bad2.csv", csv_text(INCIDENT_EN, rows).encode(),
+                         "--form", "incident")
+    assert r.returncode == EX_DATAERR
+    assert f"{path}: line {line}, column 4: a quote inside an unquoted field" in r.stdout
+    assert len(a.outbox()) == 1500  # only the first import's
+
+
+def test_import_guesses_the_encoding_from_the_whole_file(offline_agent, tmp_path):
+    """GB18030 whose first pieces are plain ASCII: the guess looks at the whole file."""
+    a = offline_agent
+    rows = incident_rows(2500, summary="plain ascii text " * 25, yes="true", no="false")
+    rows[-1][17] = "最后一行是中文"
+    data = csv_text(INCIDENT_EN, rows).encode("gb18030")
+    assert len(data) > 2 * 512 * 1024
+    r, _ = run_import(a, tmp_path, "gb.csv", data, "--form", "incident")
+    assert r.returncode == EX_OK, r.stdout[-2000:] + r.stderr[-2000:]
+    ids = r.stdout.split()
+    assert queued_payloads(a, ids[-1:])[0]["data"]["summary"] == "最后一行是中文"
+
+
+def test_import_refuses_more_rows_than_its_limit(offline_agent, tmp_path):
+    a = offline_agent
+    text = "incident_ref\n" + "x\n" * 10001
+    r, path = run_import(a, tmp_path, "many.csv", text.encode(), "--form", "incident")
+    assert r.returncode == EX_DATAERR
+    assert f"{path}: line 10002, column 1: more than 10001 records" in r.stdout
+    assert a.outbox() == [] and list((a.dir / "staging").iterdir()) == []
+    # and no more bytes than 16 MiB
+    r, path = run_import(a, tmp_path, "huge.csv", b"incident_ref\n" + b"x" * (16 << 20),
+                         "--form", "incident")
+    assert r.returncode == EX_DATAERR and "file too large" in r.stderr
+
+
+@pytest.mark.skipif(bool(os.environ.get("RETURNS_SANITIZE")),
+                    reason="a sanitizer's shadow memory makes peak RSS meaningless")
+def test_import_of_10000_rows_stays_small(offline_agent, tmp_path):
+    """Peak RSS of importing a 10,000-row file (16 MB, the import's limits) stays under
+    16 MB: the rows are checked and signed one at a time, never held together."""
+    a = offline_agent
+    path = tmp_path / "incidents.csv"
+    path.write_bytes(csv_text(INCIDENT_EN, incident_rows(10000)).encode())
+    assert path.stat().st_size > 15_000_000
+    out = tmp_path / "rss"
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(out), str(BINARY), "import",
+                        "--dir", str(a.dir), "--form", "incident", str(path)],
+                       capture_output=True, text=True, env=a.env(), timeout=900)
+    assert r.returncode == EX_OK, r.stderr[-2000:]
+    assert len(r.stdout.split()) == 10000 and len(a.outbox()) == 10000
+    peak_kib = int(out.read_text().split()[-1])
+    assert peak_kib <= 16 * 1024, f"peak RSS {peak_kib} KiB"
+
+
+def test_import_killed_at_any_point_queues_all_or_nothing(offline_agent, tmp_path):
+    """kill -9 during imports of one file: once the next command has looked (status), the
+    outbox holds none of the file's returns or all of them, never some; printed ids are
+    queued; and the staging folder is left empty."""
+    a = offline_agent
+    n = 300
+    path = tmp_path / "incidents.csv"
+    path.write_bytes(csv_text(INCIDENT_EN, incident_rows(n)).encode())
+    rng = random.Random(5)
+    before = 0
+    outcomes = set()
+    for _ in range(10):
+        p = a.popen("import", "--form", "incident", path, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, 1.5))
+        p.send_signal(signal.SIGKILL)
+        out, _ = p.communicate()
+        rows = a.status()  # finishes or removes what the import left
+        queued = len(a.outbox())
+        assert queued - before in (0, n), (before, queued)
+        outcomes.add(queued - before)
+        assert set(out.decode().split()) <= set(rows)
+        assert list((a.dir / "staging").iterdir()) == []
+        before = queued
+    # an import that runs to its end
+    r = a.run("import", "--form", "incident", path)
+    assert r.returncode == EX_OK and len(a.outbox()) == before + n
+
+
+def test_an_interrupted_import_is_finished_or_removed(offline_agent, tmp_path):
+    """What a crash leaves in staging/: a batch marked complete is queued whole by the next
+    command (and it says so); one that is not is removed (and it says so)."""
+    a = offline_agent
+    sids = [a.submit("incident") for _ in range(3)]
+    staging = a.dir / "staging"
+    complete, partial = staging / "import.AAAAAA", staging / "import.BBBBBB"
+    complete.mkdir()
+    partial.mkdir()
+    for sid in sids[:2]:
+        os.rename(a.dir / "outbox" / f"{sid}.jws", complete / f"{sid}.jws")
+    os.rename(a.dir / "outbox" / f"{sids[2]}.jws", partial / f"{sids[2]}.jws")
+    (complete / "batch.json").write_text(json.dumps({"source": "a.csv", "complete": True,
+                                                     "returns": 2}))
+    (partial / "batch.json").write_text(json.dumps({"source": "b.csv", "complete": False,
+                                                    "returns": 1}))
+    assert a.outbox() == []
+    r = a.run("status", "--json")
+    assert r.returncode == EX_OK, r.stderr
+    assert "queued 2 returns of an import of 'a.csv'" in r.stderr
+    assert "removed an unfinished import of 'b.csv'" in r.stderr
+    assert a.outbox() == sorted(sids[:2]) and list(staging.iterdir()) == []
+    assert sorted(row["submission_id"] for row in json.loads(r.stdout)) == sorted(sids[:2])

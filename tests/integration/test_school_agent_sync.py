@@ -14,16 +14,19 @@ import gzip
 import hashlib
 import json
 import os
+import random
+import re
 import signal
 import subprocess
+import threading
 import time
 import uuid
 
 import pytest
 from jwcrypto import jws
 
-from agentfixture import (BINARY, COUNTY_ID, EX_OK, EX_TEMPFAIL, SCHOOL_ID, Agent, county_key,
-                          good, load_return)
+from agentfixture import (BINARY, COUNTY_ID, EX_OK, EX_TEMPFAIL, EX_USAGE, SCHOOL_ID,  # noqa
+                          Agent, county_key, good, load_return, offline_agent)
 from faultproxy import FaultProxy, jws_payload
 from hubfixture import BINARY as HUB_BINARY
 from hubfixture import Hub, sign, verify_receipt
@@ -57,10 +60,10 @@ def test_sync_uploads_and_keeps_verified_receipts(proxied):
     assert a.outbox() == [] and a.sent() == sorted(ids)
     requests = posts(proxy)
     assert len(requests) == 3
-    # oldest first, one connection kept alive for all
+    # the three at once (up to --parallel, 8 by default), each on its own connection
     sent_ids = [json.loads(jws_payload(q["jws"]))["submission_id"] for q in requests]
     assert sorted(sent_ids) == sorted(ids)
-    assert proxy.connections == 1
+    assert proxy.connections <= 3
     for q in requests:
         h = {k.lower(): v for k, v in q["headers"].items()}
         assert h["content-type"] == "application/jose+json"
@@ -154,7 +157,7 @@ def test_busy_hub_is_left_alone_for_retry_after(proxied):
     ids = [a.submit("incident"), a.submit("incident")]
     proxy.script = ["busy:2"]
     start = time.time()
-    r = sync(a)
+    r = sync(a, "--parallel", "1")
     assert r.returncode == EX_TEMPFAIL
     # the pass stops at a busy hub: the second return was not tried
     assert len(posts(proxy)) == 1 and a.outbox() == sorted(ids)
@@ -286,8 +289,9 @@ def make_outbox(a, n):
                     reason="a sanitizer's shadow memory makes peak RSS meaningless")
 def test_sync_of_10000_returns_stays_small(proxied):
     """Peak RSS of one sync of 10,000 queued returns stays under 16 MB: the outbox is
-    streamed, one return in memory at a time. (GNU time measures it: a child forked from
-    this Python process would count the interpreter's pages before its exec.)"""
+    streamed, only the returns in flight (8 by default) in memory. (GNU time measures it: a
+    child forked from this Python process would count the interpreter's pages before its
+    exec.)"""
     a, proxy = proxied
     n = int(os.environ.get("SCHOOL_AGENT_SYNC_RETURNS", "10000"))
     make_outbox(a, n)
@@ -297,9 +301,166 @@ def test_sync_of_10000_returns_stays_small(proxied):
                        timeout=600)
     assert r.returncode == EX_OK, r.stderr[-2000:]
     assert len(a.sent()) == n and a.outbox() == []
-    assert proxy.connections == 1
+    # kept alive: one connection per upload in flight, not one per return
+    assert proxy.connections <= 8
     peak_kib = int(out.read_text().split()[-1])
     assert peak_kib <= 16 * 1024, f"peak RSS {peak_kib} KiB"
+
+
+def slow_upstream(proxy, seconds):
+    """Makes every answer of the proxy take `seconds` and counts the uploads in flight at
+    once (the largest number into proxy.peak_in_flight)."""
+    forward = proxy.forward
+    lock = threading.Lock()
+    proxy.in_flight = proxy.peak_in_flight = 0
+
+    def slow(*args):
+        with lock:
+            proxy.in_flight += 1
+            proxy.peak_in_flight = max(proxy.peak_in_flight, proxy.in_flight)
+        try:
+            time.sleep(seconds)
+            return forward(*args)
+        finally:
+            with lock:
+                proxy.in_flight -= 1
+
+    proxy.forward = slow
+
+
+def test_sync_keeps_several_uploads_in_flight(proxied):
+    """--parallel N: up to N uploads at once, never more; agent.json's "parallel" is the
+    default of the flag."""
+    a, proxy = proxied
+    make_outbox(a, 16)
+    slow_upstream(proxy, 0.3)
+    r = sync(a, "--parallel", "4")
+    assert r.returncode == EX_OK, r.stderr
+    assert len(a.sent()) == 16 and 3 <= proxy.peak_in_flight <= 4
+    assert proxy.connections <= 4
+    make_outbox(a, 4)
+    proxy.peak_in_flight = 0
+    assert sync(a, "--parallel", "1").returncode == EX_OK
+    assert len(a.sent()) == 20 and proxy.peak_in_flight == 1
+    config = json.loads((a.dir / "agent.json").read_text())
+    assert config["parallel"] == 8  # what init writes
+    config["parallel"] = 2
+    (a.dir / "agent.json").write_text(json.dumps(config))
+    make_outbox(a, 8)
+    proxy.peak_in_flight = 0
+    assert sync(a).returncode == EX_OK
+    assert len(a.sent()) == 28 and proxy.peak_in_flight == 2
+    # out of range
+    assert sync(a, "--parallel", "0").returncode == 64
+    assert sync(a, "--parallel", "65").returncode == 64
+
+
+def test_a_busy_hub_stops_new_uploads(proxied):
+    """With uploads in flight, a 503 stops the pass from starting more: the ones in flight
+    end as they may, the rest wait for Retry-After."""
+    a, proxy = proxied
+    make_outbox(a, 20)
+    proxy.script = ["busy:2"]
+    start = time.time()
+    r = sync(a, "--parallel", "2")
+    assert r.returncode == EX_TEMPFAIL, r.stderr
+    tried = len(posts(proxy))
+    assert tried < 20 and len(a.outbox()) == 20 - len(a.sent()) > 0
+    state = json.loads((a.dir / "sync-state.json").read_text())
+    assert state["attempts"] == 1 and "503" in state["last_error"]
+    assert state["next_attempt_ms"] / 1000 >= start + 2 - 0.05
+    # a success that ended after the 503 did not clear the hub's backoff
+    r = sync(a)
+    assert r.returncode == EX_TEMPFAIL and "next attempt in" in r.stderr
+    assert len(posts(proxy)) == tried
+    time.sleep(max(0, state["next_attempt_ms"] / 1000 - time.time()) + 0.1)
+    assert sync(a).returncode == EX_OK
+    assert len(a.sent()) == 20 and not (a.dir / "sync-state.json").exists()
+
+
+def test_uploads_that_fail_together_count_once(tmp_path):
+    """A hub that refuses connections fails every upload in flight: the hub's backoff goes
+    up once per pass, not once per upload."""
+    key, path = county_key(tmp_path)
+    a = Agent(tmp_path / "agent", "http://127.0.0.1:9", path)
+    make_outbox(a, 6)
+    for n in (1, 2):
+        assert a.run("sync", "--now", "--parallel", "4").returncode == EX_TEMPFAIL
+        state = json.loads((a.dir / "sync-state.json").read_text())
+        assert state["attempts"] == n
+    assert len(a.outbox()) == 6
+
+
+def trace(a, tmp_path, *args):
+    """Runs the agent under strace: the files opened, fsynced, renamed, and the syncfs
+    calls, in order."""
+    log = tmp_path / "strace.log"
+    argv = ["strace", "-f", "-qq", "-o", str(log), "-e",
+            "trace=openat,fsync,fdatasync,syncfs,rename,renameat,renameat2",
+            str(BINARY), *map(str, args)]
+    r = subprocess.run(argv, capture_output=True, text=True,
+                       env={**a.env(), "ASAN_OPTIONS": "detect_leaks=0"}, timeout=300)
+    events, fds = [], {}
+    for line in log.read_text().splitlines():
+        m = re.search(r'openat\(AT_FDCWD, "([^"]+)", ([^)]*)\) = (\d+)', line)
+        if m:
+            fds[m.group(3)] = m.group(1)
+            events.append(("open", m.group(1)))
+        m = re.search(r"\b(f(?:data)?sync|syncfs)\((\d+)\)\s*= 0", line)
+        if m:
+            events.append((m.group(1).replace("fdatasync", "fsync"), fds.get(m.group(2))))
+        m = re.search(r'rename(?:at2?)?\((?:AT_FDCWD, )?"([^"]+)", (?:AT_FDCWD, )?"([^"]+)"',
+                      line)
+        if m and line.rstrip().endswith("= 0"):
+            events.append(("rename", m.group(1), m.group(2)))
+    return r, events
+
+
+def test_sync_keeps_each_receipt_durable_before_the_return_moves(proxied, tmp_path):
+    """The order of system calls behind "never sent without a verified receipt": each
+    receipt is written to sent/<id>.receipt while its return is still in the outbox, the
+    filesystem is flushed (syncfs of the agent's folder), and only then is the return
+    renamed into sent/, after which the filesystem is flushed again. Returns delivered
+    together share the flushes: two per group, not four fsyncs per return."""
+    a, proxy = proxied
+    make_outbox(a, 24)
+    ids = a.outbox()
+    r, events = trace(a, tmp_path, "sync", "--dir", a.dir, "--parallel", "8")
+    assert r.returncode == EX_OK, r.stderr
+    assert a.sent() == ids
+    sent, outbox, folder = str(a.dir / "sent"), str(a.dir / "outbox"), str(a.dir)
+    flush = ("syncfs", folder)
+    for sid in ids:
+        writes = [i for i, e in enumerate(events) if e == ("open", f"{sent}/{sid}.receipt")]
+        assert len(writes) == 1, sid
+        jws_move = events.index(("rename", f"{outbox}/{sid}.jws", f"{sent}/{sid}.jws"))
+        assert writes[0] < jws_move
+        assert flush in events[writes[0]:jws_move], \
+            "the receipt is durable before the return moves to sent/"
+        assert flush in events[jws_move:], "the move is durable before the pass ends"
+    groups = events.count(flush) // 2
+    assert 1 <= groups <= len(ids)
+
+
+def test_sync_killed_at_any_point_never_shows_sent_without_receipt(proxied):
+    """kill -9 in the middle of syncs: every return is in exactly one folder, a return in
+    sent/ always has a receipt that verifies, and a last sync delivers the rest."""
+    a, proxy = proxied
+    make_outbox(a, 40)
+    ids = set(a.outbox())
+    rng = random.Random(11)
+    for _ in range(8):
+        p = a.popen("sync", "--now", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.02, 0.25))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        rows = a.status()
+        assert set(rows) == ids
+        assert {row["state"] for row in rows.values()} <= {"queued", "sent"}, rows
+        assert set(a.outbox()).isdisjoint(a.sent())
+    assert sync(a, "--now").returncode == EX_OK
+    rows = a.status()
+    assert set(a.sent()) == ids and all(row["state"] == "sent" for row in rows.values())
 
 
 # ------------------------------------------------------------------- the real county hub
@@ -385,6 +546,104 @@ def test_real_hub_permanent_rejection(real, tmp_path):
     body = json.loads((stranger.dir / "rejected" / f"{sid}.error.json").read_text())
     assert body["error"] == "unauthenticated"
     assert stranger.status()[sid]["state"] == "rejected"
+
+
+def test_requeue_after_the_county_registers_the_school(tmp_path):
+    """A return sent before the county added the school to its roster is refused (401)
+    and kept in rejected/; once the county has, `requeue` puts the same bytes back in the
+    outbox and the next sync delivers it with a receipt that verifies."""
+    hub = Hub(tmp_path / "hub")
+    hub.init()
+    hub.start()
+    try:
+        a = Agent(tmp_path / "agent", f"http://127.0.0.1:{hub.port}",
+                  hub.dir / "county.pub.jwk")
+        sid = a.submit("incident")
+        queued = (a.dir / "outbox" / f"{sid}.jws").read_bytes()
+        r = sync(a)
+        assert r.returncode == EX_OK, r.stderr + hub.log_text()
+        assert a.rejected() == [sid] and "401" in r.stderr
+        error = json.loads((a.dir / "rejected" / f"{sid}.error.json").read_text())
+        assert error["error"] == "unauthenticated"
+        assert a.status()[sid]["state"] == "rejected"
+        assert hub.counts()[0] == 0
+
+        hub.add_school(key=a.public_key())
+        r = a.run("requeue", sid)
+        assert r.returncode == EX_OK, r.stderr
+        assert r.stdout.split() == [sid]
+        assert a.outbox() == [sid] and a.rejected() == []
+        assert (a.dir / "outbox" / f"{sid}.jws").read_bytes() == queued  # unchanged
+        assert not (a.dir / "rejected" / f"{sid}.error.json").exists()
+        row = a.status()[sid]
+        assert row["state"] == "queued" and row["attempts"] == 0
+
+        r = sync(a)
+        assert r.returncode == EX_OK, r.stderr + hub.log_text()
+        assert a.sent() == [sid] and a.outbox() == []
+        payload = jws_payload(queued.decode())
+        receipt = verify_receipt(hub, (a.dir / "sent" / f"{sid}.receipt").read_bytes(),
+                                 payload)
+        assert receipt["submission_id"] == sid
+        row = a.status()[sid]
+        assert row["state"] == "sent" and row["received_at"] == receipt["received_at"]
+        assert hub.counts()[0] == 1
+    finally:
+        hub.stop()
+
+
+def reject_by_hand(a, sid, body):
+    """Moves a queued return to rejected/ with body as the hub's answer, as sync does."""
+    os.rename(a.dir / "outbox" / f"{sid}.jws", a.dir / "rejected" / f"{sid}.jws")
+    (a.dir / "rejected" / f"{sid}.error.json").write_text(json.dumps(body))
+
+
+def test_requeue_chooses_what_it_moves(offline_agent, tmp_path):
+    a = offline_agent
+    unauth, invalid, other = (a.submit("incident") for _ in range(3))
+    reject_by_hand(a, unauth, {"error": "unauthenticated", "message": "unknown school"})
+    reject_by_hand(a, invalid, {"error": "invalid", "message": "2 errors", "details": []})
+    corrupt = str(uuid.uuid4())
+    (a.dir / "rejected" / f"{corrupt}.jws").write_text("{not a jws")
+    (a.dir / "rejected" / f"{corrupt}.error.json").write_text(
+        json.dumps({"error": "corrupt", "message": "the queued file is not a return"}))
+    # usage
+    assert a.run("requeue").returncode == EX_USAGE
+    assert a.run("requeue", "--all", unauth).returncode == EX_USAGE
+    assert a.run("requeue", "--error", "invalid", unauth).returncode == EX_USAGE
+    # what cannot be requeued, and says so
+    r = a.run("requeue", str(uuid.uuid4()))
+    assert r.returncode == 66 and "no return" in r.stderr
+    r = a.run("requeue", other)
+    assert r.returncode == 65 and "is queued, not rejected" in r.stderr
+    assert a.run("requeue", "not-an-id").returncode == 65
+    r = a.run("requeue", corrupt)
+    assert r.returncode == 65 and "not a return" in r.stderr
+    assert sorted(a.rejected()) == sorted([unauth, invalid, corrupt])
+    # by the hub's error code
+    r = a.run("requeue", "--all", "--error", "unauthenticated")
+    assert r.returncode == EX_OK and r.stdout.split() == [unauth]
+    assert sorted(a.outbox()) == sorted([unauth, other])
+    # every rejected return but what is not a return at all
+    r = a.run("requeue", "--all")
+    assert r.returncode == EX_OK and r.stdout.split() == [invalid]
+    assert a.rejected() == [corrupt]
+    assert a.run("requeue", "--all", "--error", "invalid").returncode == EX_OK
+
+
+def test_requeue_is_durable_before_it_reports(offline_agent, tmp_path):
+    """The return is renamed back into the outbox and the outbox fsynced before the id is
+    printed; only then does the kept rejection go."""
+    a = offline_agent
+    sid = a.submit("incident")
+    reject_by_hand(a, sid, {"error": "unauthenticated", "message": "unknown school"})
+    r, events = trace(a, tmp_path, "requeue", "--dir", a.dir, sid)
+    assert r.returncode == EX_OK, r.stderr
+    outbox, rejected = str(a.dir / "outbox"), str(a.dir / "rejected")
+    move = events.index(("rename", f"{rejected}/{sid}.jws", f"{outbox}/{sid}.jws"))
+    assert ("fsync", outbox) in events[move:]
+    assert ("fsync", rejected) in events[move:]
+    assert a.outbox() == [sid]
 
 
 # ---------------------------------------------------------------------------------- TLS
