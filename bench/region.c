@@ -25,7 +25,10 @@
  *
  * Targets: ingest >= 50% of the slower of (a) and (b); every query p95 <= 100 ms; accepted
  * to visible <= 1 s. A benchmark, not a test: a missed target is reported, never an
- * error. Writes <results>/region.json (bench/bench.h).
+ * error. Writes <results>/region.json (bench/bench.h), whose details also say what CPU
+ * (from /proc) the ingest took, region-server's and its PostgreSQL backends' (the probes
+ * included), and the COPY's backend: on a shared machine that tells whether a ratio moved
+ * for the work or for the share of the machine it got.
  *
  * Environment: REGION_SERVER (region-server/region-server), PG_TMP (scripts/pg-tmp),
  * BENCH_SCHEMAS (schemas), BENCH_TMPDIR (/var/tmp), BENCH_REGION_SCHOOLS,
@@ -110,6 +113,7 @@ struct bench {
 	long schools, connections, query_runs;
 	/* measured */
 	double ingest_s, copy_s, verify_s;
+	double copy_cpu_s; /* of the COPY's backend */
 	size_t items, returns, stored, not_stored;
 	char sample_id[IDS_UUID_LEN + 1];
 };
@@ -184,6 +188,71 @@ static void sign_text(const struct jwk *key, const char *kid, const char *text, 
 
 	if (jws_sign(key, kid, text, strlen(text), ret, NULL, err, sizeof(err)) < 0)
 		bench_fail(NAME, err);
+}
+
+/* --- CPU used (/proc) ----------------------------------------------------------------- */
+
+/* Seconds of CPU (user and system) process pid has used; 0 when there is none. */
+static double cpu_seconds(long pid)
+{
+	unsigned long long utime = 0, stime = 0;
+	char path[64], line[1024], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	p = fgets(line, sizeof(line), f);
+	fclose(f);
+	/* after the command, which may hold spaces: state ppid pgrp session tty_nr tpgid
+	 * flags minflt cminflt majflt cmajflt utime stime */
+	if (!p || !(p = strrchr(line, ')')) ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+	           &stime) != 2)
+		return 0;
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The backends of one database and the CPU each had used, by pid. */
+#define BACKENDS_MAX 256
+struct backends {
+	long pid[BACKENDS_MAX];
+	double cpu[BACKENDS_MAX];
+	size_t n;
+};
+
+static void backends_of(PGconn *conn, const char *dbname, struct backends *ret)
+{
+	const char *params[1] = {dbname};
+	PGresult *r = PQexecParams(conn, "SELECT pid FROM pg_stat_activity WHERE datname = $1", 1,
+	                           NULL, params, NULL, NULL, 0);
+
+	ret->n = 0;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		bench_fail(NAME, PQresultErrorMessage(r));
+	for (int i = 0; i < PQntuples(r) && ret->n < BACKENDS_MAX; i++) {
+		ret->pid[ret->n] = strtol(PQgetvalue(r, i, 0), NULL, 10);
+		ret->cpu[ret->n] = cpu_seconds(ret->pid[ret->n]);
+		ret->n++;
+	}
+	PQclear(r);
+}
+
+/* CPU the backends of now used since then (a backend gone meanwhile is not counted). */
+static double backends_cpu_since(const struct backends *then, const struct backends *now)
+{
+	double sum = 0;
+
+	for (size_t i = 0; i < now->n; i++) {
+		double before = 0;
+
+		for (size_t j = 0; j < then->n; j++)
+			if (then->pid[j] == now->pid[i])
+				before = then->cpu[j];
+		sum += now->cpu[i] - before;
+	}
+	return sum;
 }
 
 /* --- the data set ---------------------------------------------------------------------- */
@@ -903,6 +972,8 @@ int main(int argc, char **argv)
 	char cmd[8300], path[4300], err[512];
 	PGconn *copy_conn;
 	double ingest_rate, copy_rate, verify_rate, slower, vis95 = 0, vis_max = 0;
+	double server_cpu, pg_cpu, cpu0;
+	struct backends pg_before, pg_after;
 
 	memset(&b, 0, sizeof(b));
 	memset(&probe, 0, sizeof(probe));
@@ -981,6 +1052,8 @@ int main(int argc, char **argv)
 	if (PQstatus(copy_conn) != CONNECTION_OK)
 		bench_fail(NAME, PQerrorMessage(copy_conn));
 	start_server(&b);
+	server_cpu = cpu_seconds(b.server);
+	backends_of(copy_conn, "bench_ingest", &pg_before);
 	if (gzip_compressor_init(&gz, 6) < 0)
 		bench_fail(NAME, "gzip");
 
@@ -1012,7 +1085,9 @@ int main(int argc, char **argv)
 					probe.n = PROBES_MAX;
 			}
 			b.verify_s += verify_all(k, s[j].items, n);
+			cpu0 = cpu_seconds(PQbackendPID(copy_conn));
 			b.copy_s += copy_all(copy_conn, k, s[j].items, n);
+			b.copy_cpu_s += cpu_seconds(PQbackendPID(copy_conn)) - cpu0;
 			/* the batches, the roster first in the first */
 			s[j].bodies = xcalloc(n / BATCH_ITEMS + 2, sizeof(*s[j].bodies));
 			for (size_t from = 0; from < n || nb == 0; nb++) {
@@ -1061,6 +1136,16 @@ int main(int argc, char **argv)
 	atomic_store(&probe.stop, 1);
 	if (probe.items)
 		pthread_join(probe.thread, NULL);
+	/* the CPU the ingest took (with the probes alongside), on both sides */
+	server_cpu = cpu_seconds(b.server) - server_cpu;
+	backends_of(copy_conn, "bench_ingest", &pg_after);
+	pg_cpu = backends_cpu_since(&pg_before, &pg_after);
+	printf("%s: CPU during the ingest: region-server %.1f s, PostgreSQL %.1f s (%.0f and %.0f "
+	       "us "
+	       "an item); the COPY's PostgreSQL %.1f s (%.0f us a row)\n",
+	       NAME, server_cpu, pg_cpu, server_cpu * 1e6 / (double)b.items,
+	       pg_cpu * 1e6 / (double)b.items, b.copy_cpu_s,
+	       b.copy_cpu_s * 1e6 / (double)b.returns);
 	if (probe.done > 0) {
 		vis95 = percentile(probe.visible_ms, probe.done, 0.95);
 		vis_max = probe.visible_ms[probe.done - 1];
@@ -1096,6 +1181,9 @@ int main(int argc, char **argv)
 	bench_report_detail(&report, "connections", (double)b.connections);
 	bench_report_detail(&report, "ingest_seconds", b.ingest_s);
 	bench_report_detail(&report, "copy_seconds", b.copy_s);
+	bench_report_detail(&report, "ingest_server_cpu_seconds", server_cpu);
+	bench_report_detail(&report, "ingest_postgres_cpu_seconds", pg_cpu);
+	bench_report_detail(&report, "copy_postgres_cpu_seconds", b.copy_cpu_s);
 	bench_report_detail(&report, "verify_seconds", b.verify_s);
 	bench_report_detail(&report, "probes", (double)probe.done);
 	bench_report_detail(&report, "accepted_to_visible_max_ms", vis_max);

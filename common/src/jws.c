@@ -1,6 +1,7 @@
 /* JWS flattened JSON serialization with EdDSA: see jws.h. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,16 +56,80 @@ static int too_many_values(const char *s, size_t len, size_t max)
 	return 0;
 }
 
+/* The value of each base64url character, BAD (bits no value 0-63 has) for the others. */
+#define BAD_BITS 0xc0u
+#define BAD BAD_BITS
+/* clang-format off */
+static const unsigned char b64url_values[256] = {
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,  62, BAD, BAD,
+	 52,  53,  54,  55,  56,  57,  58,  59,  60,  61, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD,   0,   1,   2,   3,   4,   5,   6,   7,   8,   9,  10,  11,  12,  13,  14,
+	 15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25, BAD, BAD, BAD, BAD,  63,
+	BAD,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,
+	 41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+	BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD, BAD,
+};
+/* clang-format on */
+#undef BAD
+
+int jws_base64url_decode(const char *s, size_t len, unsigned char *out, size_t outmax,
+                         size_t *ret_len)
+{
+	const unsigned char *in = (const unsigned char *)s;
+	size_t groups = len / 4, rest = len % 4, n = groups * 3 + (rest ? rest - 1 : 0);
+	unsigned bad = 0;
+	uint32_t v;
+
+	if (rest == 1)
+		return -EBADMSG;
+	if (n > outmax)
+		return -ENOBUFS;
+	/* no branch per character: an invalid one sets bits that are checked once, at the
+	 * end (out may then hold garbage, which the caller never reads) */
+	for (size_t i = 0; i < groups; i++, in += 4, out += 3) {
+		unsigned a = b64url_values[in[0]], b = b64url_values[in[1]],
+		         c = b64url_values[in[2]], d = b64url_values[in[3]];
+
+		bad |= a | b | c | d;
+		v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
+		out[0] = (unsigned char)(v >> 16);
+		out[1] = (unsigned char)(v >> 8);
+		out[2] = (unsigned char)v;
+	}
+	if (rest) {
+		/* 2 characters are 1 byte and 4 padding bits, 3 are 2 bytes and 2 bits: the
+		 * padding bits must be zero, so that every byte string has one spelling */
+		unsigned a = b64url_values[in[0]], b = b64url_values[in[1]],
+		         c = rest == 3 ? b64url_values[in[2]] : 0;
+
+		bad |= a | b | c;
+		v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
+		out[0] = (unsigned char)(v >> 16);
+		if (rest == 3)
+			out[1] = (unsigned char)(v >> 8);
+		/* non-zero padding bits (1-15) + 0x3f reach 0x40, a BAD bit */
+		bad |= ((rest == 2 ? b & 0x0f : c & 0x03) + 0x3f) & 0x40;
+	}
+	if (bad & BAD_BITS)
+		return -EBADMSG;
+	*ret_len = n;
+	return 0;
+}
+
 /* Strict unpadded base64url of s into out (room for outmax bytes). */
 static int b64url_decode(const char *s, size_t len, unsigned char *out, size_t outmax,
                          size_t *ret_len)
 {
-	size_t got = 0;
-
-	if (sodium_base642bin(out, outmax, s, len, NULL, &got, NULL, B64URL_VARIANT) != 0)
-		return -EBADMSG;
-	*ret_len = got;
-	return 0;
+	return jws_base64url_decode(s, len, out, outmax, ret_len) < 0 ? -EBADMSG : 0;
 }
 
 /* "crit" and "b64" change how a JWS must be processed; we implement neither. */
@@ -169,24 +234,89 @@ static int get_member(const cJSON *env, const char *name, const char **ret, char
 	return 0;
 }
 
-int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, char *err,
-              size_t errlen)
+/* JSON whitespace */
+static int is_ws(char c)
 {
-	unsigned char prot[JWS_PROTECTED_MAX];
-	const char *prot_b64, *payload_b64, *sig_b64;
-	size_t prot_len, prot_b64_len, payload_b64_len, sig_len;
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The envelope as every tier writes it, {"payload":"…","protected":"…","signature":"…"}:
+ * those three members once each, in any order, JSON whitespace anywhere between tokens,
+ * each value made of base64url characters only. Sets parts[] (payload, protected,
+ * signature: pointers into text) and lens[], and returns 1; 0 for any other text, which
+ * the general parser then takes or refuses. A shortcut past the JSON parser, not a
+ * grammar of its own: such a text is strict JSON that the general path reads the same. */
+static int plain_envelope(const char *text, size_t len, const char *parts[3], size_t lens[3])
+{
+	static const char *const names[3] = {"payload", "protected", "signature"};
+	unsigned seen = 0;
+	size_t i = 0;
+
+#define SKIP_WS()                                                                                  \
+	do {                                                                                       \
+		while (i < len && is_ws(text[i]))                                                  \
+			i++;                                                                       \
+	} while (0)
+	SKIP_WS();
+	if (i == len || text[i++] != '{')
+		return 0;
+	for (int m = 0; m < 3; m++) {
+		size_t start, k;
+
+		SKIP_WS();
+		if (m > 0 && (i == len || text[i++] != ','))
+			return 0;
+		SKIP_WS();
+		if (i == len || text[i++] != '"')
+			return 0;
+		start = i;
+		while (i < len && text[i] >= 'a' && text[i] <= 'z')
+			i++;
+		if (i == len || text[i] != '"')
+			return 0;
+		for (k = 0; k < 3; k++)
+			if (strlen(names[k]) == i - start &&
+			    memcmp(names[k], text + start, i - start) == 0)
+				break;
+		if (k == 3 || (seen & (1u << k)))
+			return 0;
+		seen |= 1u << k;
+		i++;
+		SKIP_WS();
+		if (i == len || text[i++] != ':')
+			return 0;
+		SKIP_WS();
+		if (i == len || text[i++] != '"')
+			return 0;
+		start = i;
+		while (i < len && b64url_values[(unsigned char)text[i]] < 64)
+			i++;
+		if (i == len || text[i] != '"')
+			return 0;
+		parts[k] = text + start;
+		lens[k] = i - start;
+		i++;
+	}
+	SKIP_WS();
+	if (i == len || text[i++] != '}')
+		return 0;
+	SKIP_WS();
+#undef SKIP_WS
+	return i == len;
+}
+
+/* The general path: the envelope through the strict JSON parser, every member checked.
+ * Sets parts[] and lens[] (payload, protected, signature: borrowed from *ret_env, which
+ * the caller frees with cJSON_Delete) and *ret_unprot (the unprotected header, or NULL). */
+static int parse_envelope(const char *text, size_t len, cJSON **ret_env, const cJSON **ret_unprot,
+                          const char *parts[3], size_t lens[3], char *err, size_t errlen)
+{
 	cJSON *env = NULL;
 	const cJSON *c, *unprot;
+	const char *prot_b64, *payload_b64, *sig_b64;
 	char msg[200], q[ERRMSG_QUOTE_SIZE];
-	struct jws j;
 	int r;
 
-	jws_init(&j);
-	if (!max_len)
-		max_len = JWS_TEXT_MAX_DEFAULT;
-	if (len > max_len)
-		return errmsg_set(err, errlen, -EMSGSIZE,
-		                  "JWS of %zu bytes is larger than the limit of %zu", len, max_len);
 	if (too_many_values(text, len, JWS_VALUES_MAX))
 		return errmsg_set(err, errlen, -EBADMSG,
 		                  "envelope: more than %d arrays, objects and commas",
@@ -224,10 +354,53 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 		r = errmsg_set(err, errlen, -EBADMSG, "envelope: \"header\" is not a JSON object");
 		goto fail;
 	}
+	parts[0] = payload_b64;
+	lens[0] = strlen(payload_b64);
+	parts[1] = prot_b64;
+	lens[1] = strlen(prot_b64);
+	parts[2] = sig_b64;
+	lens[2] = strlen(sig_b64);
+	*ret_unprot = unprot;
+	*ret_env = env;
+	return 0;
+fail:
+	cJSON_Delete(env);
+	return r;
+}
+
+int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, char *err,
+              size_t errlen)
+{
+	unsigned char prot[JWS_PROTECTED_MAX];
+	const char *parts[3], *prot_b64, *payload_b64, *sig_b64;
+	size_t lens[3], prot_len, prot_b64_len, payload_b64_len, sig_len;
+	cJSON *env = NULL;
+	const cJSON *unprot = NULL;
+	struct jws j;
+	int r;
+
+	jws_init(&j);
+	if (!max_len)
+		max_len = JWS_TEXT_MAX_DEFAULT;
+	if (max_len > JSON_MAX_TEXT)
+		max_len = JSON_MAX_TEXT; /* what the general path's JSON parser takes */
+	if (len > max_len)
+		return errmsg_set(err, errlen, -EMSGSIZE,
+		                  "JWS of %zu bytes is larger than the limit of %zu", len, max_len);
+	/* most envelopes are plain: they need no JSON parser, and no copy of their parts */
+	if (!plain_envelope(text, len, parts, lens)) {
+		r = parse_envelope(text, len, &env, &unprot, parts, lens, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	payload_b64 = parts[0];
+	payload_b64_len = lens[0];
+	prot_b64 = parts[1];
+	prot_b64_len = lens[1];
+	sig_b64 = parts[2];
 
 	/* cheap checks first: the small protected header (so alg "none" with its empty
 	 * signature is refused for its alg), then the signature, then the payload */
-	prot_b64_len = strlen(prot_b64);
 	if (prot_b64_len / 4 * 3 + (prot_b64_len % 4 ? prot_b64_len % 4 - 1 : 0) >
 	    JWS_PROTECTED_MAX) {
 		r = errmsg_set(err, errlen, -EBADMSG,
@@ -243,7 +416,7 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 	r = check_headers(prot, prot_len, unprot, j.kid, err, errlen);
 	if (r < 0)
 		goto fail;
-	if (strlen(sig_b64) != SIGNATURE_B64_LEN ||
+	if (lens[2] != SIGNATURE_B64_LEN ||
 	    b64url_decode(sig_b64, SIGNATURE_B64_LEN, j.signature, sizeof(j.signature), &sig_len) <
 	            0 ||
 	    sig_len != sizeof(j.signature)) {
@@ -252,7 +425,6 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 		goto fail;
 	}
 
-	payload_b64_len = strlen(payload_b64);
 	j.payload = malloc(payload_b64_len / 4 * 3 + 3);
 	j.signing_input = malloc(prot_b64_len + 1 + payload_b64_len + 1);
 	if (!j.payload || !j.signing_input) {
@@ -268,8 +440,9 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 	j.payload[j.payload_len] = '\0';
 	memcpy(j.signing_input, prot_b64, prot_b64_len);
 	j.signing_input[prot_b64_len] = '.';
-	memcpy(j.signing_input + prot_b64_len + 1, payload_b64, payload_b64_len + 1);
+	memcpy(j.signing_input + prot_b64_len + 1, payload_b64, payload_b64_len);
 	j.signing_input_len = prot_b64_len + 1 + payload_b64_len;
+	j.signing_input[j.signing_input_len] = '\0';
 
 	*ret = j;
 	jws_init(&j);

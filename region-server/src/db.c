@@ -14,6 +14,7 @@
 struct db {
 	PGconn *conn;
 	char sqlstate[6];
+	int copy_failed; /* a db_copy_put() failed: the COPY's end reports it */
 };
 
 /* libpq prints NOTICEs on stderr by default; they are not worth more than debug here. */
@@ -255,13 +256,12 @@ void db_rollback(struct db *db)
 		log_debug("rollback failed: %s", err);
 }
 
-int db_copy_in(struct db *db, const char *sql, const char *data, size_t len, char *err,
-               size_t errlen)
+int db_copy_start(struct db *db, const char *sql, char *err, size_t errlen)
 {
-	const size_t chunk = 1024 * 1024;
 	PGresult *res;
 	int r;
 
+	db->copy_failed = 0;
 	res = PQexec(db->conn, sql);
 	if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
 		r = db_check(db, res, err, errlen);
@@ -270,18 +270,36 @@ int db_copy_in(struct db *db, const char *sql, const char *data, size_t len, cha
 		return r < 0 ? r : -EINVAL;
 	}
 	PQclear(res);
+	return 0;
+}
+
+int db_copy_put(struct db *db, const char *data, size_t len, char *err, size_t errlen)
+{
+	const size_t chunk = 1024 * 1024;
+
+	if (db->copy_failed)
+		return -EIO;
 	for (size_t off = 0; off < len; off += chunk) {
 		size_t n = len - off < chunk ? len - off : chunk;
 
 		if (PQputCopyData(db->conn, data + off, (int)n) != 1) {
 			set_err(err, errlen, PQerrorMessage(db->conn));
-			/* the result below reports the failure; an end is still owed */
-			break;
+			/* db_copy_end() reports the failure: an end is still owed */
+			db->copy_failed = 1;
+			return -EIO;
 		}
 	}
-	if (PQputCopyEnd(db->conn, NULL) != 1)
+	return 0;
+}
+
+/* Ends the COPY (as failed when reason is not NULL) and collects its result. */
+static int copy_finish(struct db *db, const char *reason, char *err, size_t errlen)
+{
+	PGresult *res;
+	int r = 0;
+
+	if (PQputCopyEnd(db->conn, reason) != 1)
 		set_err(err, errlen, PQerrorMessage(db->conn));
-	r = 0;
 	while ((res = PQgetResult(db->conn)) != NULL) {
 		int rr = db_check(db, res, err, errlen);
 
@@ -291,7 +309,38 @@ int db_copy_in(struct db *db, const char *sql, const char *data, size_t len, cha
 			r = rr;
 		PQclear(res);
 	}
+	if (r >= 0 && db->copy_failed) {
+		set_err(err, errlen, PQerrorMessage(db->conn));
+		r = -EIO;
+	}
+	db->copy_failed = 0;
 	return r;
+}
+
+int db_copy_end(struct db *db, char *err, size_t errlen)
+{
+	return copy_finish(db, NULL, err, errlen);
+}
+
+void db_copy_abort(struct db *db)
+{
+	char err[DB_ERR_MAX];
+
+	if (copy_finish(db, "abandoned by the client", err, sizeof(err)) < 0)
+		log_debug("copy abandoned: %s", err);
+}
+
+int db_copy_in(struct db *db, const char *sql, const char *data, size_t len, char *err,
+               size_t errlen)
+{
+	int r = db_copy_start(db, sql, err, errlen);
+
+	if (r < 0)
+		return r;
+	/* a failed put is reported by the end too, which is owed either way */
+	if (db_copy_put(db, data, len, err, errlen) < 0)
+		log_debug("copy data not sent: %s", err ? err : "");
+	return db_copy_end(db, err, errlen);
 }
 
 int db_usable(const struct db *db)

@@ -65,6 +65,17 @@ void db_rollback(struct db *db);
 int db_copy_in(struct db *db, const char *sql, const char *data, size_t len, char *err,
                size_t errlen) WUR;
 
+/* The same COPY in pieces, so the data can be sent as it is made and the server work on
+ * it meanwhile: db_copy_start() runs sql (0, or a negative errno as db_exec()); then
+ * db_copy_put() any number of times; then db_copy_end(), which returns the number of rows
+ * copied or a negative errno, the first failure of a put included (the server may report
+ * a bad row only there). Nothing else may run on db in between. db_copy_abort() ends a
+ * started COPY as failed instead (a cleanup path: the transaction is then aborted). */
+int db_copy_start(struct db *db, const char *sql, char *err, size_t errlen) WUR;
+int db_copy_put(struct db *db, const char *data, size_t len, char *err, size_t errlen) WUR;
+int db_copy_end(struct db *db, char *err, size_t errlen) WUR;
+void db_copy_abort(struct db *db);
+
 /* 1 while the connection is usable; 0 once it is lost (a pool then replaces it). */
 int db_usable(const struct db *db);
 

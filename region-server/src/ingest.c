@@ -1,11 +1,14 @@
 /* The ingest of county batches: see ingest.h. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
@@ -34,7 +37,8 @@
 #define ITEM_DEPTH 32 /* nesting of a roster or roll-up payload */
 #define BATCH_DEPTH 8 /* nesting of the batch payload */
 #define RECEIPT_DEPTH 4
-#define COPY_FLUSH (8u << 20) /* bytes of pending COPY data that trigger a flush */
+#define COPY_FLUSH (8u << 20) /* bytes of pending COPY rows that trigger a flush */
+#define ITEMS_PER_THREAD 16   /* a thread is worth starting for this many items */
 #define INT53 9007199254740992.0
 
 /* The columns of submissions the ingest writes, in the order of its COPY rows. */
@@ -73,10 +77,11 @@ struct item_result {
 	char reason[INGEST_REASON_MAX];
 };
 
-/* A return waiting in the COPY buffer. */
+/* A return ready to store: its COPY row (owned by its item_check) and what names it. */
 struct pending {
 	size_t index;
-	size_t off, len; /* its row in the COPY text */
+	const char *row;
+	size_t len;
 	char id[IDS_UUID_LEN + 1];
 	char sha256[IDS_SHA256_HEX_LEN + 1];
 	char school_id[16];
@@ -84,24 +89,72 @@ struct pending {
 	char period[16];
 };
 
-struct roster_key {
-	char school_id[16];
-	unsigned char pk[32];
+/* A roster's keys: the county's latest as committed, or those a roster item brings. */
+struct keyset {
+	long long version;              /* 0: no roster */
+	struct ingest_school_key *keys; /* sorted by school_id */
+	size_t nkeys;
 };
 
-struct batch {
-	struct server *srv;
-	struct db *db;
+enum item_kind {
+	KIND_MALFORMED, /* refused before any check: no kind or jws, too large */
+	KIND_SUBMISSION,
+	KIND_ROSTER,
+	KIND_ROLLUP,
+};
+
+/* What the check found of one item, for the store. */
+struct item_check {
+	enum item_kind kind;
+	const char *text; /* the item's JWS, borrowed from the batch's payload */
+	size_t len;
+	const char *receipt; /* a submission's receipt, borrowed; NULL when there is none */
+	int error;           /* a negative errno when the check could not finish */
+	/* a refusal: why, and the integrity finding that records it (what it is about:
+	 * NULL or owned strings; the evidence borrowed) */
+	int refused;
+	char reason[INGEST_REASON_MAX];
+	const char *finding;
+	char *form, *period, *school_id, *submission_id;
+	const char *evidence;
+	size_t evidence_len;
+	/* a submission: the roster its signature was checked with, and its row (owned) */
+	const struct keyset *keyset;
+	struct pending row;
+	/* a roster: its keys, its schools as jsonb rows; a roster or roll-up: its payload */
+	struct keyset roster;
+	char *rows_text;
+	cJSON *payload;
+	/* a roll-up: its JWS, the ids it lists as a uuid[] literal and their number */
+	struct jws jws;
+	struct buf ids;
+	size_t count;
+};
+
+struct ingest_batch {
+	const struct server *srv;
+	struct db *db; /* the store's connection, during ingest_store() */
 	char county[8];
 	char batch_id[IDS_UUID_LEN + 1];
 	char now[DATETIME_RFC3339_MAX]; /* the region's receive time of everything in it */
 	struct jwk county_key;
-	/* the county's latest roster, as the items so far leave it */
-	long long roster_version; /* 0: none */
-	struct roster_key *keys;
-	size_t nkeys;
-	struct item_result *results;
+	struct jws jws;       /* the county's JWS of the batch */
+	cJSON *payload;       /* its payload: the items' texts are borrowed from it */
+	struct keyset loaded; /* the county's latest roster, as committed before the check */
+	struct item_check *checks;
 	size_t nitems;
+	/* the check's threads, which take the items in turn and mark each one done (under
+	 * lock): the store waits for each item in order, not for the whole batch */
+	pthread_t threads[INGEST_THREADS_MAX];
+	size_t nthreads, started; /* meant to run (0: checked already), and running */
+	atomic_size_t next;
+	pthread_mutex_t lock;
+	pthread_cond_t checked;
+	unsigned char *done;
+	int copying; /* a COPY into submissions is open (the store's fast path) */
+	/* the store: the roster as the items so far leave it, what each item came to */
+	const struct keyset *keyset;
+	struct item_result *results;
 	/* returns seen in this batch, for duplicates inside it, and their hash */
 	struct pending *seen;
 	size_t nseen;
@@ -109,9 +162,8 @@ struct batch {
 	size_t nslots;
 	/* the returns not yet flushed */
 	int safe; /* flush through the temporary table (see flush()) */
-	struct buf copy;
 	struct pending *pend;
-	size_t npend;
+	size_t npend, pend_bytes;
 	cJSON *findings;
 	size_t nfindings;
 	char err[DB_ERR_MAX];
@@ -205,8 +257,90 @@ static int period_valid(const char *s)
 	                  (s[5] == '1' && s[6] >= '0' && s[6] <= '2'));
 }
 
-static void item_reject(struct batch *b, size_t i, const char *fmt, ...) PRINTF_LIKE(3, 4);
-static void item_reject(struct batch *b, size_t i, const char *fmt, ...)
+/* More than max '{', '[' or ',' outside strings? Bounds the cJSON nodes a payload can make
+ * before cJSON makes them (as jws.c does for the envelope). */
+static int too_many_values(const char *s, size_t len, size_t max)
+{
+	size_t n = 0;
+	int in_string = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == '{' || c == '[' || c == ',') {
+			if (++n > max)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int compare_id(const void *a, const void *b)
+{
+	return strcmp(((const struct pending *)a)->id, ((const struct pending *)b)->id);
+}
+
+/* A reason is one line. */
+static void one_line(char *s)
+{
+	for (char *p = s; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
+/* Refuses checked item c: the reason, what the finding is about (each may be NULL) and
+ * its evidence (borrowed, may be NULL). 0 or -ENOMEM. */
+static int check_refuse(struct item_check *c, const char *finding, const char *form,
+                        const char *period, const char *school_id, const char *submission_id,
+                        const char *evidence, size_t evidence_len, const char *fmt, ...)
+        PRINTF_LIKE(9, 10);
+static int check_refuse(struct item_check *c, const char *finding, const char *form,
+                        const char *period, const char *school_id, const char *submission_id,
+                        const char *evidence, size_t evidence_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->refused = 1;
+	va_start(ap, fmt);
+	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+	va_end(ap);
+	one_line(c->reason);
+	c->finding = finding;
+	c->evidence = evidence;
+	c->evidence_len = evidence_len;
+	if ((form && !(c->form = strdup(form))) || (period && !(c->period = strdup(period))) ||
+	    (school_id && !(c->school_id = strdup(school_id))) ||
+	    (submission_id && !(c->submission_id = strdup(submission_id))))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Forgets what a check found of a submission, before it is checked again. */
+static void check_clear(struct item_check *c)
+{
+	c->refused = 0;
+	c->reason[0] = '\0';
+	c->finding = NULL;
+	free(c->form);
+	free(c->period);
+	free(c->school_id);
+	free(c->submission_id);
+	c->form = c->period = c->school_id = c->submission_id = NULL;
+	c->evidence = NULL;
+	c->evidence_len = 0;
+	free((char *)c->row.row);
+	memset(&c->row, 0, sizeof(c->row));
+}
+
+static void item_reject(struct ingest_batch *b, size_t i, const char *fmt, ...) PRINTF_LIKE(3, 4);
+static void item_reject(struct ingest_batch *b, size_t i, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -214,10 +348,7 @@ static void item_reject(struct batch *b, size_t i, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(b->results[i].reason, sizeof(b->results[i].reason), fmt, ap);
 	va_end(ap);
-	/* a reason is one line */
-	for (char *p = b->results[i].reason; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	one_line(b->results[i].reason);
 }
 
 static int put_or_null(cJSON *o, const char *name, const char *value)
@@ -229,7 +360,7 @@ static int put_or_null(cJSON *o, const char *name, const char *value)
 
 /* Records an integrity finding (inserted with the others before COMMIT). evidence is the
  * offending text (may be NULL), cut at INGEST_EVIDENCE_MAX. */
-static int finding(struct batch *b, const char *kind, const char *form, const char *period,
+static int finding(struct ingest_batch *b, const char *kind, const char *form, const char *period,
                    const char *school_id, const char *submission_id, const char *detail,
                    const char *evidence, size_t evidence_len)
 {
@@ -269,12 +400,23 @@ out:
 	return r;
 }
 
+/* Item i, refused by the check: rejected, with its finding. */
+static int item_refused(struct ingest_batch *b, size_t i)
+{
+	const struct item_check *c = &b->checks[i];
+
+	b->results[i].status = ITEM_REJECTED;
+	memcpy(b->results[i].reason, c->reason, sizeof(c->reason));
+	return finding(b, c->finding, c->form, c->period, c->school_id, c->submission_id, c->reason,
+	               c->evidence, c->evidence_len);
+}
+
 /* A county-signed item: parses text, checks the kid and the county's signature, parses
  * the payload. 0 with *ret_payload (caller frees with cJSON_Delete) and *ret_jws (caller
  * releases); -EBADMSG (not a JWS or its payload not JSON) or -EKEYREJECTED with why;
  * -ENOMEM. */
-static int county_item(struct batch *b, const char *text, size_t len, struct jws *ret_jws,
-                       cJSON **ret_payload, char *why, size_t whylen)
+static int county_item(const struct ingest_batch *b, const char *text, size_t len,
+                       struct jws *ret_jws, cJSON **ret_payload, char *why, size_t whylen)
 {
 	struct jws j;
 	cJSON *payload = NULL;
@@ -328,8 +470,8 @@ fail:
 
 static int compare_key(const void *a, const void *b)
 {
-	return strcmp(((const struct roster_key *)a)->school_id,
-	              ((const struct roster_key *)b)->school_id);
+	return strcmp(((const struct ingest_school_key *)a)->school_id,
+	              ((const struct ingest_school_key *)b)->school_id);
 }
 
 static int decode_x(const char *x, unsigned char pk[32])
@@ -344,62 +486,19 @@ static int decode_x(const char *x, unsigned char pk[32])
 	return 0;
 }
 
-/* Loads the county's latest roster, as committed, into b->keys. */
-static int roster_load(struct batch *b)
-{
-	const char *params[1] = {b->county};
-	struct pg_result *res = NULL;
-	PGresult *pg;
-	int n, r;
-
-	n = db_query(b->db,
-	             "SELECT c.roster_version, s.school_id, s.public_key->>'x' FROM counties c"
-	             " LEFT JOIN roster_schools s ON s.county_id = c.county_id"
-	             " AND s.version = c.roster_version WHERE c.county_id = $1",
-	             1, params, &res, b->err, sizeof(b->err));
-	if (n < 0)
-		return n;
-	pg = (PGresult *)res;
-	free(b->keys);
-	b->keys = NULL;
-	b->nkeys = 0;
-	b->roster_version = 0;
-	r = 0;
-	if (n > 0 && !PQgetisnull(pg, 0, 0))
-		b->roster_version = strtoll(PQgetvalue(pg, 0, 0), NULL, 10);
-	if (n > 0 && !PQgetisnull(pg, 0, 1)) {
-		b->keys = calloc((size_t)n, sizeof(*b->keys));
-		if (!b->keys) {
-			r = -ENOMEM;
-			goto out;
-		}
-		for (int i = 0; i < n; i++) {
-			struct roster_key *k = &b->keys[b->nkeys];
-
-			snprintf(k->school_id, sizeof(k->school_id), "%s", PQgetvalue(pg, i, 1));
-			if (decode_x(PQgetvalue(pg, i, 2), k->pk) == 0)
-				b->nkeys++;
-		}
-		qsort(b->keys, b->nkeys, sizeof(*b->keys), compare_key);
-	}
-out:
-	db_result_free(res);
-	return r;
-}
-
-/* submission_context.lookup_key over the roster in memory. */
+/* submission_context.lookup_key over a roster in memory (data: its struct keyset). */
 static int lookup_key(void *data, const char *kid, struct jwk *ret_key, char *err, size_t errlen)
 {
-	const struct batch *b = data;
-	struct roster_key key, *k;
+	const struct keyset *ks = data;
+	struct ingest_school_key key, *k;
 
 	snprintf(key.school_id, sizeof(key.school_id), "%s", kid);
-	k = b->nkeys && strlen(kid) < sizeof(key.school_id)
-	            ? bsearch(&key, b->keys, b->nkeys, sizeof(*b->keys), compare_key)
+	k = ks->nkeys && strlen(kid) < sizeof(key.school_id)
+	            ? bsearch(&key, ks->keys, ks->nkeys, sizeof(*ks->keys), compare_key)
 	            : NULL;
 	if (!k) {
 		snprintf(err, errlen, "school \"%s\" is not in the county's roster (version %lld)",
-		         kid, b->roster_version);
+		         kid, ks->version);
 		return -ENOKEY;
 	}
 	memset(ret_key, 0, sizeof(*ret_key));
@@ -411,12 +510,12 @@ static int lookup_key(void *data, const char *kid, struct jwk *ret_key, char *er
 /* Checks a roster payload and makes the schools' rows for jsonb_to_recordset (*ret_rows)
  * and their keys (*ret_keys, sorted). -EINVAL with why, -ENOMEM. */
 static int roster_check(const cJSON *p, const char *county, long long *ret_version,
-                        cJSON **ret_rows, struct roster_key **ret_keys, size_t *ret_nkeys,
+                        cJSON **ret_rows, struct ingest_school_key **ret_keys, size_t *ret_nkeys,
                         char *why, size_t whylen)
 {
 	const cJSON *schools = cJSON_GetObjectItemCaseSensitive(p, "schools"), *s;
 	const char *type = member_string(p, "type"), *cid = member_string(p, "county_id");
-	struct roster_key *keys = NULL;
+	struct ingest_school_key *keys = NULL;
 	cJSON *rows = NULL, *row;
 	long long version;
 	size_t n = 0, i = 0;
@@ -532,104 +631,31 @@ fail:
 	return r;
 }
 
-static int roster_item(struct batch *b, size_t index, const char *text, size_t len)
+/* Checks roster item c: the county's signature, the roster (roster_check()); its keys and
+ * its schools' rows are kept for the store. A refusal is left in c. 0 or -ENOMEM. */
+static int check_roster(const struct ingest_batch *b, struct item_check *c)
 {
-	struct roster_key *keys = NULL;
-	struct pg_result *res = NULL;
 	struct jws j;
-	cJSON *payload = NULL, *rows = NULL;
-	char why[512] = "", version_text[32], *rows_text = NULL;
-	const char *params[6];
-	long long version = 0;
-	size_t nkeys = 0;
-	int r, n;
+	cJSON *rows = NULL;
+	char why[512] = "";
+	int r;
 
 	jws_init(&j);
-	r = county_item(b, text, len, &j, &payload, why, sizeof(why));
-	if (r == -ENOMEM)
-		goto out;
+	r = county_item(b, c->text, c->len, &j, &c->payload, why, sizeof(why));
 	if (r == 0)
-		r = roster_check(payload, b->county, &version, &rows, &keys, &nkeys, why,
-		                 sizeof(why));
+		r = roster_check(c->payload, b->county, &c->roster.version, &rows, &c->roster.keys,
+		                 &c->roster.nkeys, why, sizeof(why));
 	if (r == -ENOMEM)
 		goto out;
 	if (r < 0) {
-		item_reject(b, index, "roster: %s", why);
-		r = finding(b, "roster_rejected", NULL, NULL, NULL, NULL, b->results[index].reason,
-		            text, len);
+		r = check_refuse(c, "roster_rejected", NULL, NULL, NULL, NULL, c->text, c->len,
+		                 "roster: %s", why);
 		goto out;
 	}
-	snprintf(version_text, sizeof(version_text), "%lld", version);
-	params[0] = b->county;
-	params[1] = version_text;
-	params[2] = member_string(payload, "issued_at");
-	params[3] = text;
-	params[4] = b->now;
-	n = db_exec(b->db,
-	            "INSERT INTO rosters (county_id, version, issued_at, jws, region_received_at)"
-	            " VALUES ($1, $2::bigint, $3::timestamptz, $4, $5::timestamptz)"
-	            " ON CONFLICT (county_id, version) DO NOTHING",
-	            5, params, b->err, sizeof(b->err));
-	if (n < 0) {
-		r = n;
-		goto out;
-	}
-	if (n == 0) {
-		/* that version is here already: the same text is a resend */
-		n = db_query(b->db,
-		             "SELECT jws = $3 FROM rosters WHERE county_id = $1 AND version = "
-		             "$2::bigint",
-		             3, (const char *[]){b->county, version_text, text}, &res, b->err,
-		             sizeof(b->err));
-		if (n < 0) {
-			r = n;
-			goto out;
-		}
-		if (n == 1 && strcmp(PQgetvalue((PGresult *)res, 0, 0), "t") == 0) {
-			b->results[index].status = ITEM_DUPLICATE;
-		} else {
-			item_reject(b, index,
-			            "roster version %lld is held already with another text",
-			            version);
-			r = finding(b, "roster_conflict", NULL, NULL, NULL, NULL,
-			            b->results[index].reason, text, len);
-			goto out;
-		}
-	} else {
-		rows_text = cJSON_PrintUnformatted(rows);
-		if (!rows_text) {
-			r = -ENOMEM;
-			goto out;
-		}
-		params[2] = rows_text;
-		n = db_exec(
-		        b->db,
-		        "INSERT INTO roster_schools (county_id, version, school_id, name, type,"
-		        " opened, closed, public_key)"
-		        " SELECT $1, $2::bigint, s.school_id, s.name, s.type, s.opened, s.closed,"
-		        " s.key FROM jsonb_to_recordset($3::jsonb) AS s(school_id text, name text,"
-		        " type text, opened date, closed date, key jsonb)",
-		        3, params, b->err, sizeof(b->err));
-		if (n < 0) {
-			r = n;
-			goto out;
-		}
-		b->results[index].status = ITEM_STORED;
-	}
-	if (version > b->roster_version) {
-		free(b->keys);
-		b->keys = keys;
-		b->nkeys = nkeys;
-		b->roster_version = version;
-		keys = NULL;
-	}
-	r = 0;
+	c->rows_text = cJSON_PrintUnformatted(rows);
+	r = c->rows_text ? 0 : -ENOMEM;
 out:
-	db_result_free(res);
-	free(rows_text);
-	free(keys);
 	cJSON_Delete(rows);
-	cJSON_Delete(payload);
 	jws_release(&j);
 	return r;
 }
@@ -680,7 +706,7 @@ static int copy_text(struct buf *out, const char *s, int last)
 /* Checks the hub's receipt of return s (payload hash sha256). 0, or -EINVAL with why;
  * -ENOMEM. On success *ret_received_at and *ret_on_time ("t", "f" or NULL) point into
  * *ret_receipt, which the caller frees. */
-static int receipt_check(struct batch *b, const char *text, const struct submission *s,
+static int receipt_check(const struct ingest_batch *b, const char *text, const struct submission *s,
                          const char *sha256, cJSON **ret_receipt, const char **ret_received_at,
                          const char **ret_on_time, char *why, size_t whylen)
 {
@@ -696,9 +722,15 @@ static int receipt_check(struct batch *b, const char *text, const struct submiss
 		snprintf(why, whylen, "no receipt");
 		goto out;
 	}
-	r = jws_parse(&j, text, strlen(text), 64 * 1024, msg, sizeof(msg));
+	r = jws_parse(&j, text, strlen(text), INGEST_RECEIPT_MAX, msg, sizeof(msg));
 	if (r == -ENOMEM)
 		goto out;
+	if (r == -EMSGSIZE) {
+		snprintf(why, whylen, "the hub's receipt is larger than the limit of %u bytes",
+		         INGEST_RECEIPT_MAX);
+		r = -EINVAL;
+		goto out;
+	}
 	if (r < 0 || strcmp(j.kid, b->county) != 0 ||
 	    jws_verify(&j, &b->county_key, msg, sizeof(msg)) < 0) {
 		snprintf(why, whylen, "the hub's receipt is not signed by the county");
@@ -761,264 +793,94 @@ static const char *finding_kind(enum submission_verdict v)
 	}
 }
 
-/* The slot of id in the batch's hash of returns seen (open addressing over twice as many
- * slots as items): the one holding it, or the empty one where it goes. */
-static size_t seen_slot(const struct batch *b, const char *id)
-{
-	size_t h = 5381, n = b->nslots;
-
-	for (const char *p = id; *p; p++)
-		h = h * 33 + (unsigned char)*p;
-	for (h %= n; b->slots[h] && strcmp(b->seen[b->slots[h] - 1].id, id) != 0; h = (h + 1) % n)
-		;
-	return h;
-}
-
-static struct pending *seen_find(struct batch *b, const char *id)
-{
-	size_t slot = seen_slot(b, id);
-
-	return b->slots[slot] ? &b->seen[b->slots[slot] - 1] : NULL;
-}
-
-static int submission_item(struct batch *b, size_t index, const char *text, size_t len,
-                           const char *receipt)
+/* Checks item c, a submission, with the keys of the roster c->keyset: the school's JWS as
+ * the hub checked it, then the hub's receipt; makes its COPY row. A refusal is left in c.
+ * 0, or a negative errno when checking could not finish (submission_check()). */
+static int check_submission(const struct ingest_batch *b, struct item_check *c)
 {
 	struct submission_context ctx = {
 	        .envelope = b->srv->envelope,
 	        .forms = b->srv->forms,
 	        .county_id = b->county,
 	        .lookup_key = lookup_key,
-	        .lookup_data = b,
-	        .max_text = INGEST_TEXT_MAX,
+	        .lookup_data = (void *)c->keyset,
+	        .max_text = INGEST_ITEM_MAX,
 	};
+	const char *receipt = c->receipt, *text = c->text;
 	enum submission_verdict verdict;
 	struct submission s;
-	struct pending *p, *seen;
-	struct buf *out = &b->copy;
+	struct pending *p = &c->row;
+	struct buf out;
 	cJSON *rc = NULL;
 	const char *received_at = NULL, *on_time = NULL;
 	char why[512] = "", sha[IDS_SHA256_HEX_LEN + 1], num[32], version[16];
-	size_t start;
+	size_t len = c->len;
 	int r;
 
+	check_clear(c);
 	submission_init(&s);
+	/* every field escaped at worst doubles, and the payload is shorter than the JWS */
+	buf_init(&out, 4 * len + 2 * (receipt ? strlen(receipt) : 0) + 4096);
 	r = submission_check(&ctx, text, len, NULL, why, sizeof(why), &verdict, &s);
 	if (r < 0)
 		goto out;
 	if (verdict != SUBMISSION_ACCEPTABLE) {
-		item_reject(b, index, "%s: %s", submission_verdict_code(verdict), why);
-		r = finding(b, finding_kind(verdict), NULL, NULL, NULL, NULL,
-		            b->results[index].reason, text, len);
+		r = check_refuse(c, finding_kind(verdict), NULL, NULL, NULL, NULL, text, len,
+		                 "%s: %s", submission_verdict_code(verdict), why);
 		goto out;
 	}
 	ids_sha256_hex(s.jws.payload, s.jws.payload_len, sha);
 	if (!instant_valid(s.created_at) ||
 	    (s.supersedes && strcmp(s.supersedes, s.submission_id) == 0)) {
-		item_reject(b, index, "invalid: created_at or supersedes is not usable");
-		r = finding(b, "invalid_return", s.form->id, s.period, s.school_id, s.submission_id,
-		            b->results[index].reason, text, len);
+		r = check_refuse(c, "invalid_return", s.form->id, s.period, s.school_id,
+		                 s.submission_id, text, len,
+		                 "invalid: created_at or supersedes is not usable");
 		goto out;
 	}
 	r = receipt_check(b, receipt, &s, sha, &rc, &received_at, &on_time, why, sizeof(why));
 	if (r == -ENOMEM)
 		goto out;
 	if (r < 0) {
-		item_reject(b, index, "receipt: %s", why);
-		r = finding(b, "receipt_invalid", s.form->id, s.period, s.school_id,
-		            s.submission_id, b->results[index].reason, receipt ? receipt : text,
-		            receipt ? strlen(receipt) : len);
-		goto out;
-	}
-	seen = seen_find(b, s.submission_id);
-	if (seen) {
-		if (strcmp(seen->sha256, sha) == 0) {
-			b->results[index].status = ITEM_DUPLICATE;
-		} else {
-			item_reject(b, index, "submission %s came twice with other payloads",
-			            s.submission_id);
-			r = finding(b, "sha256_conflict", s.form->id, s.period, s.school_id,
-			            s.submission_id, b->results[index].reason, text, len);
-		}
+		r = check_refuse(c, "receipt_invalid", s.form->id, s.period, s.school_id,
+		                 s.submission_id, receipt ? receipt : text,
+		                 receipt ? strlen(receipt) : len, "receipt: %s", why);
 		goto out;
 	}
 	/* the COPY row */
-	start = out->len;
 	snprintf(version, sizeof(version), "%d", s.form->version);
-	r = copy_text(out, s.submission_id, 0);
-	r = r < 0 ? r : copy_text(out, b->county, 0);
-	r = r < 0 ? r : copy_text(out, s.school_id, 0);
-	r = r < 0 ? r : copy_text(out, s.form->id, 0);
-	r = r < 0 ? r : copy_text(out, version, 0);
-	r = r < 0 ? r : copy_text(out, s.period, 0);
-	r = r < 0 ? r : copy_field(out, (const char *)s.jws.payload, s.jws.payload_len, 0);
-	r = r < 0 ? r : copy_field(out, text, len, 0);
-	r = r < 0 ? r : copy_text(out, sha, 0);
-	r = r < 0 ? r : copy_text(out, receipt, 0);
-	r = r < 0 ? r : copy_text(out, "t", 0);
-	r = r < 0 ? r : copy_text(out, s.created_at, 0);
-	r = r < 0 ? r : copy_text(out, received_at, 0);
-	r = r < 0 ? r : copy_text(out, b->now, 0);
-	r = r < 0 ? r : copy_text(out, on_time, 0);
-	r = r < 0 ? r : copy_text(out, s.supersedes, 0);
-	r = r < 0 ? r : copy_text(out, "t", 0);
-	snprintf(num, sizeof(num), "%lld", b->roster_version);
-	r = r < 0 ? r : copy_text(out, num, 0);
-	r = r < 0 ? r : copy_text(out, b->batch_id, 1);
+	snprintf(num, sizeof(num), "%lld", c->keyset->version);
+	r = copy_text(&out, s.submission_id, 0);
+	r = r < 0 ? r : copy_text(&out, b->county, 0);
+	r = r < 0 ? r : copy_text(&out, s.school_id, 0);
+	r = r < 0 ? r : copy_text(&out, s.form->id, 0);
+	r = r < 0 ? r : copy_text(&out, version, 0);
+	r = r < 0 ? r : copy_text(&out, s.period, 0);
+	r = r < 0 ? r : copy_field(&out, (const char *)s.jws.payload, s.jws.payload_len, 0);
+	r = r < 0 ? r : copy_field(&out, text, len, 0);
+	r = r < 0 ? r : copy_text(&out, sha, 0);
+	r = r < 0 ? r : copy_text(&out, receipt, 0);
+	r = r < 0 ? r : copy_text(&out, "t", 0);
+	r = r < 0 ? r : copy_text(&out, s.created_at, 0);
+	r = r < 0 ? r : copy_text(&out, received_at, 0);
+	r = r < 0 ? r : copy_text(&out, b->now, 0);
+	r = r < 0 ? r : copy_text(&out, on_time, 0);
+	r = r < 0 ? r : copy_text(&out, s.supersedes, 0);
+	r = r < 0 ? r : copy_text(&out, "t", 0);
+	r = r < 0 ? r : copy_text(&out, num, 0);
+	r = r < 0 ? r : copy_text(&out, b->batch_id, 1);
 	if (r < 0)
 		goto out;
-	p = &b->pend[b->npend++];
-	memset(p, 0, sizeof(*p));
-	p->index = index;
-	p->off = start;
-	p->len = out->len - start;
 	snprintf(p->id, sizeof(p->id), "%s", s.submission_id);
 	snprintf(p->sha256, sizeof(p->sha256), "%s", sha);
 	snprintf(p->school_id, sizeof(p->school_id), "%s", s.school_id);
 	snprintf(p->form, sizeof(p->form), "%s", s.form->id);
 	snprintf(p->period, sizeof(p->period), "%s", s.period);
-	b->seen[b->nseen++] = *p;
-	b->slots[seen_slot(b, p->id)] = b->nseen;
-	b->results[index].status = ITEM_PENDING;
+	p->row = buf_detach(&out, &p->len);
 	r = 0;
 out:
+	buf_release(&out);
 	cJSON_Delete(rc);
 	submission_release(&s);
-	return r;
-}
-
-static int compare_id(const void *a, const void *b)
-{
-	return strcmp(((const struct pending *)a)->id, ((const struct pending *)b)->id);
-}
-
-/* The pending returns that some row of res (submission_id, payload_sha256, county_id =
- * this county) holds already: duplicates when the same county holds the same payload,
- * else refused with a finding. Others are left pending. */
-static int mark_held(struct batch *b, PGresult *res)
-{
-	for (int i = 0; i < PQntuples(res); i++) {
-		struct pending key, *p;
-		const char *held = PQgetvalue(res, i, 1);
-		int same_county = strcmp(PQgetvalue(res, i, 2), "t") == 0, r;
-
-		snprintf(key.id, sizeof(key.id), "%s", PQgetvalue(res, i, 0));
-		p = bsearch(&key, b->pend, b->npend, sizeof(*b->pend), compare_id);
-		if (!p || b->results[p->index].status != ITEM_PENDING)
-			continue;
-		if (same_county && strcmp(held, p->sha256) == 0) {
-			b->results[p->index].status = ITEM_DUPLICATE;
-			continue;
-		}
-		item_reject(b, p->index,
-		            "submission %s is held already with another payload (sha256 %s)", p->id,
-		            held);
-		r = finding(b, "sha256_conflict", p->form, p->period, p->school_id, p->id,
-		            b->results[p->index].reason, NULL, 0);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-/* Looks up the pending returns among those held, and marks them (mark_held). */
-static int lookup_held(struct batch *b)
-{
-	struct pg_result *res = NULL;
-	struct buf ids;
-	size_t left = 0;
-	int n, r;
-
-	buf_init(&ids, (size_t)INGEST_ITEMS_MAX * (IDS_UUID_LEN + 1) + 8);
-	r = buf_putc(&ids, '{');
-	for (size_t i = 0; r == 0 && i < b->npend; i++)
-		if (b->results[b->pend[i].index].status == ITEM_PENDING)
-			r = buf_printf(&ids, "%s%s", left++ ? "," : "", b->pend[i].id);
-	r = r < 0 ? r : buf_putc(&ids, '}');
-	if (r == 0 && left > 0) {
-		const char *params[2] = {ids.data, b->county};
-
-		n = db_query(b->db,
-		             "SELECT submission_id::text, payload_sha256, county_id = $2"
-		             " FROM submissions WHERE submission_id = ANY($1::uuid[])",
-		             2, params, &res, b->err, sizeof(b->err));
-		r = n < 0 ? n : mark_held(b, (PGresult *)res);
-	}
-	db_result_free(res);
-	buf_release(&ids);
-	return r;
-}
-
-/* Stores the pending returns in one of two ways:
- *   fast (the usual): look up which are held already, then COPY the others straight into
- *     submissions: the same work as a bare COPY. A return that a concurrent batch stores
- *     between the look-up and the COPY makes the COPY fail on the unique key, and the
- *     whole batch is then applied again the safe way (apply());
- *   safe: COPY into the temporary table ingest_rows, one INSERT ... ON CONFLICT
- *     (submission_id) DO NOTHING RETURNING, and the look-up of those not inserted. */
-static int flush(struct batch *b)
-{
-	struct pg_result *res = NULL;
-	struct buf rows;
-	int n, r = 0;
-
-	if (b->npend == 0)
-		return 0;
-	qsort(b->pend, b->npend, sizeof(*b->pend), compare_id);
-	buf_init(&rows, b->copy.len + 1);
-	if (!b->safe) {
-		r = lookup_held(b);
-		/* the rows still to store, in one COPY */
-		for (size_t i = 0; r == 0 && i < b->npend; i++)
-			if (b->results[b->pend[i].index].status == ITEM_PENDING)
-				r = buf_append(&rows, b->copy.data + b->pend[i].off,
-				               b->pend[i].len);
-		if (r == 0 && rows.len > 0) {
-			n = db_copy_in(b->db, copy_direct_sql, rows.data, rows.len, b->err,
-			               sizeof(b->err));
-			r = n < 0 ? n : 0;
-		}
-		for (size_t i = 0; r == 0 && i < b->npend; i++)
-			if (b->results[b->pend[i].index].status == ITEM_PENDING)
-				b->results[b->pend[i].index].status = ITEM_STORED;
-		goto out;
-	}
-	n = db_copy_in(b->db, copy_safe_sql, b->copy.data, b->copy.len, b->err, sizeof(b->err));
-	if (n >= 0)
-		n = db_query(b->db, insert_safe_sql, 0, NULL, &res, b->err, sizeof(b->err));
-	if (n < 0) {
-		r = n;
-		goto out;
-	}
-	/* what was inserted is stored; the rest was held already */
-	for (int i = 0; i < n; i++) {
-		struct pending key, *p;
-
-		snprintf(key.id, sizeof(key.id), "%s", PQgetvalue((PGresult *)res, i, 0));
-		p = bsearch(&key, b->pend, b->npend, sizeof(*b->pend), compare_id);
-		if (p)
-			b->results[p->index].status = ITEM_STORED;
-	}
-	/* a statement of its own: it sees what concurrent batches committed meanwhile */
-	r = lookup_held(b);
-	for (size_t i = 0; r == 0 && i < b->npend; i++)
-		if (b->results[b->pend[i].index].status == ITEM_PENDING) {
-			/* cannot happen: neither inserted nor held */
-			snprintf(b->err, sizeof(b->err),
-			         "submission %s was neither stored nor found", b->pend[i].id);
-			r = -EIO;
-		}
-	if (r == 0) {
-		n = db_exec(b->db, "TRUNCATE ingest_rows", 0, NULL, b->err, sizeof(b->err));
-		r = n < 0 ? n : 0;
-	}
-out:
-	if (r == 0) {
-		buf_reset(&b->copy);
-		b->npend = 0;
-	}
-	db_result_free(res);
-	buf_release(&rows);
 	return r;
 }
 
@@ -1034,8 +896,8 @@ static const struct rollup_plan *plan_of(const struct server *srv, const char *f
 
 /* Checks a roll-up payload. 0, -EINVAL with why. *ret_ids: the listed ids as a uuid[]
  * literal, *ret_count their number. */
-static int rollup_check(const struct batch *b, const cJSON *p, struct buf *ids, size_t *ret_count,
-                        char *why, size_t whylen)
+static int rollup_check(const struct ingest_batch *b, const cJSON *p, struct buf *ids,
+                        size_t *ret_count, char *why, size_t whylen)
 {
 	const cJSON *listed = cJSON_GetObjectItemCaseSensitive(p, "submissions");
 	const cJSON *missing = cJSON_GetObjectItemCaseSensitive(p, "missing"), *e;
@@ -1122,10 +984,689 @@ out:
 	return r;
 }
 
+/* Checks roll-up item c: the county's signature and the roll-up (rollup_check()); its JWS,
+ * payload and listed ids are kept for the store. A refusal is left in c. 0 or -ENOMEM. */
+static int check_rollup(const struct ingest_batch *b, struct item_check *c)
+{
+	char why[512] = "";
+	int r;
+
+	r = county_item(b, c->text, c->len, &c->jws, &c->payload, why, sizeof(why));
+	if (r == 0)
+		r = rollup_check(b, c->payload, &c->ids, &c->count, why, sizeof(why));
+	if (r == -ENOMEM || r == 0)
+		return r;
+	return check_refuse(c, "rollup_rejected",
+	                    c->payload ? member_string(c->payload, "form") : NULL, NULL, NULL, NULL,
+	                    c->text, c->len, "rollup: %s", why);
+}
+
+/* --- the check ------------------------------------------------------------------------ */
+
+/* One thread of the check: takes items in turn until none is left. Rosters were checked
+ * before (the returns after them need their keys); the rest is independent. */
+static void *check_items(void *data)
+{
+	struct ingest_batch *b = data;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&b->next, 1)) < b->nitems) {
+		struct item_check *c = &b->checks[i];
+		int r = 0;
+
+		if (c->kind == KIND_SUBMISSION)
+			r = check_submission(b, c);
+		else if (c->kind == KIND_ROLLUP)
+			r = check_rollup(b, c);
+		if (r < 0)
+			c->error = r;
+		if (b->nthreads) {
+			pthread_mutex_lock(&b->lock);
+			b->done[i] = 1;
+			pthread_cond_broadcast(&b->checked);
+			pthread_mutex_unlock(&b->lock);
+		}
+	}
+	return NULL;
+}
+
+/* Starts checking the items after the rosters on up to max threads, one per
+ * ITEMS_PER_THREAD of them, and returns: the store waits for each item (check_wait()).
+ * Too few items for a thread, or no thread that starts, and they are checked here. */
+static void check_start(struct ingest_batch *b, unsigned max)
+{
+	size_t work = 0, want;
+
+	for (size_t i = 0; i < b->nitems; i++)
+		work += b->checks[i].kind == KIND_SUBMISSION || b->checks[i].kind == KIND_ROLLUP;
+	if (max == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		max = cpus > 0 ? (unsigned)cpus : 1;
+	}
+	want = work / ITEMS_PER_THREAD;
+	want = want < max ? want : max;
+	want = want < INGEST_THREADS_MAX ? want : INGEST_THREADS_MAX;
+	atomic_store(&b->next, 0);
+	if (want > 0) {
+		b->done = calloc(b->nitems, 1);
+		if (b->done && pthread_mutex_init(&b->lock, NULL) == 0) {
+			if (pthread_cond_init(&b->checked, NULL) == 0) {
+				/* nthreads is set before any thread runs: they read it */
+				b->nthreads = want;
+				while (b->started < want &&
+				       pthread_create(&b->threads[b->started], NULL, check_items,
+				                      b) == 0)
+					b->started++;
+				if (b->started > 0)
+					return;
+				b->nthreads = 0;
+				pthread_cond_destroy(&b->checked);
+			}
+			pthread_mutex_destroy(&b->lock);
+		}
+		free(b->done);
+		b->done = NULL;
+	}
+	check_items(b);
+}
+
+/* Waits until item i is checked. */
+static void check_wait(struct ingest_batch *b, size_t i)
+{
+	if (!b->nthreads)
+		return;
+	pthread_mutex_lock(&b->lock);
+	while (!b->done[i])
+		pthread_cond_wait(&b->checked, &b->lock);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Waits for the check's threads to end, once they finish the items they hold: the items
+ * none took yet are left unchecked (the batch is being freed). */
+static void check_join(struct ingest_batch *b)
+{
+	if (!b->nthreads)
+		return;
+	atomic_store(&b->next, b->nitems);
+	for (size_t t = 0; t < b->started; t++)
+		pthread_join(b->threads[t], NULL);
+	pthread_cond_destroy(&b->checked);
+	pthread_mutex_destroy(&b->lock);
+	b->nthreads = 0;
+	b->started = 0;
+}
+
+/* Sorts out the items of the batch's payload: what kind each is, its texts, and its size.
+ * Checks the rosters, in order, and gives each return the roster the items before it
+ * would leave: the one loaded, or the latest of a higher version the batch brings. */
+static int check_sort(struct ingest_batch *b, const cJSON *items)
+{
+	const struct keyset *roster = &b->loaded;
+	const cJSON *it;
+	size_t i = 0;
+	int r = 0;
+
+	cJSON_ArrayForEach(it, items)
+	{
+		struct item_check *c = &b->checks[i++];
+		const char *kind = member_string(it, "kind");
+		const cJSON *jws = cJSON_GetObjectItemCaseSensitive(it, "jws");
+
+		if (!cJSON_IsObject(it) || !kind || !cJSON_IsString(jws)) {
+			r = check_refuse(c, "malformed_item", NULL, NULL, NULL, NULL, NULL, 0,
+			                 "malformed item: it needs a kind and a jws");
+			if (r < 0)
+				return r;
+			continue;
+		}
+		c->text = jws->valuestring;
+		c->len = strlen(c->text);
+		if (strcmp(kind, "submission") == 0) {
+			c->kind = KIND_SUBMISSION;
+			c->receipt = member_string(it, "receipt");
+			c->keyset = roster;
+		} else if (strcmp(kind, "roster") == 0) {
+			c->kind = KIND_ROSTER;
+		} else if (strcmp(kind, "rollup") == 0) {
+			c->kind = KIND_ROLLUP;
+		} else {
+			r = check_refuse(c, "malformed_item", NULL, NULL, NULL, NULL, NULL, 0,
+			                 "unknown kind of item");
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (c->len > INGEST_ITEM_MAX) {
+			c->kind = KIND_MALFORMED;
+			r = check_refuse(c, "malformed_item", NULL, NULL, NULL, NULL, c->text,
+			                 c->len,
+			                 "%s: a JWS of %zu bytes is larger than the limit of %u",
+			                 kind, c->len, INGEST_ITEM_MAX);
+		} else if (c->kind == KIND_ROSTER) {
+			r = check_roster(b, c);
+			if (r == 0 && !c->refused && c->roster.version > roster->version)
+				roster = &c->roster;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* refuse()'s result as the check's: 1 (refused) or -ENOMEM. */
+static int refused(int r)
+{
+	return r < 0 ? r : 1;
+}
+
+/* A refusal of the whole batch. */
+static int refuse(struct http_reply *reply, struct ingest_outcome *o, int status, const char *code,
+                  const char *message)
+{
+	o->status = status;
+	if (http_reply_error(reply, status, code, message, NULL, NULL) < 0)
+		return -ENOMEM;
+	if (status == 503)
+		reply->retry_after = 5;
+	return 0;
+}
+
+static int db_status(int r)
+{
+	/* connection trouble, overload, conflicts: worth retrying; anything else is ours */
+	return r == -ECONNRESET || r == -ECONNREFUSED || r == -EAGAIN || r == -EBUSY ||
+	                       r == -ENOSPC || r == -ECANCELED
+	               ? 503
+	               : 500;
+}
+
+static struct ingest_batch *batch_new(const struct server *srv)
+{
+	struct ingest_batch *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->srv = srv;
+	jws_init(&b->jws);
+	datetime_format_rfc3339(clock_now_ms(&srv->clock), srv->offset_min, b->now);
+	return b;
+}
+
+void ingest_batch_free(struct ingest_batch *b)
+{
+	if (!b)
+		return;
+	check_join(b);
+	free(b->done);
+	for (size_t i = 0; b->checks && i < b->nitems; i++) {
+		struct item_check *c = &b->checks[i];
+
+		check_clear(c);
+		free(c->roster.keys);
+		free(c->rows_text);
+		cJSON_Delete(c->payload);
+		jws_release(&c->jws);
+		buf_release(&c->ids);
+	}
+	free(b->checks);
+	free(b->results);
+	free(b->seen);
+	free(b->slots);
+	free(b->pend);
+	free(b->loaded.keys);
+	cJSON_Delete(b->findings);
+	cJSON_Delete(b->payload);
+	jws_release(&b->jws);
+	jwk_release(&b->county_key);
+	free(b);
+}
+
+/* Parses and checks the batch's payload, once its signature verified: its members, its
+ * items, the county's roster (asked of src). 1 with the refusal made, 0, -ENOMEM. */
+static int check_payload(struct ingest_batch *b, const struct ingest_source *src,
+                         struct http_reply *reply, struct ingest_outcome *ret)
+{
+	const cJSON *items;
+	const char *id, *type, *county;
+	char msg[512], quoted[ERRMSG_QUOTE_SIZE];
+	size_t n;
+	int r;
+
+	if (too_many_values((const char *)b->jws.payload, b->jws.payload_len,
+	                    INGEST_BATCH_VALUES_MAX)) {
+		snprintf(msg, sizeof(msg),
+		         "the batch holds more than %d JSON arrays, objects and commas",
+		         INGEST_BATCH_VALUES_MAX);
+		return refused(refuse(reply, ret, 413, "too_large", msg));
+	}
+	r = json_parse_untrusted((const char *)b->jws.payload, b->jws.payload_len, BATCH_DEPTH,
+	                         &b->payload, msg, sizeof(msg));
+	if (r < 0)
+		return r == -ENOMEM ? r : refused(refuse(reply, ret, 400, "malformed", msg));
+	type = member_string(b->payload, "type");
+	county = member_string(b->payload, "county_id");
+	id = member_string(b->payload, "batch_id");
+	items = cJSON_GetObjectItemCaseSensitive(b->payload, "items");
+	if (!type || strcmp(type, "batch") != 0 || !county || strcmp(county, b->county) != 0 ||
+	    !uuid_valid(id) || !instant_valid(member_string(b->payload, "sent_at")) ||
+	    !cJSON_IsArray(items)) {
+		snprintf(msg, sizeof(msg),
+		         "not a batch of county \"%s\" (type, county_id, batch_id, sent_at, items)",
+		         errmsg_quote(b->county, quoted));
+		return refused(refuse(reply, ret, 400, "malformed", msg));
+	}
+	snprintf(b->batch_id, sizeof(b->batch_id), "%s", id);
+	snprintf(ret->batch_id, sizeof(ret->batch_id), "%s", id);
+	n = (size_t)cJSON_GetArraySize(items);
+	if (n > INGEST_ITEMS_MAX) {
+		snprintf(msg, sizeof(msg), "a batch holds at most %d items, not %zu",
+		         INGEST_ITEMS_MAX, n);
+		return refused(refuse(reply, ret, 413, "too_large", msg));
+	}
+	ret->items = n;
+	b->nitems = n;
+	b->checks = calloc(n ? n : 1, sizeof(*b->checks));
+	b->results = calloc(n ? n : 1, sizeof(*b->results));
+	b->seen = calloc(n ? n : 1, sizeof(*b->seen));
+	b->pend = calloc(n ? n : 1, sizeof(*b->pend));
+	b->nslots = 2 * n + 1;
+	b->slots = calloc(b->nslots, sizeof(*b->slots));
+	if (!b->checks || !b->results || !b->seen || !b->pend || !b->slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		jws_init(&b->checks[i].jws);
+		buf_init(&b->checks[i].ids,
+		         (size_t)INGEST_ROLLUP_LISTED_MAX * (IDS_UUID_LEN + 1) + 8);
+	}
+	r = src->roster(src->data, b->county, &b->loaded.version, &b->loaded.keys,
+	                &b->loaded.nkeys);
+	if (r < 0)
+		return r == -ENOMEM ? r
+		                    : refused(refuse(reply, ret, db_status(r), "unavailable",
+		                                     "the database is not available"));
+	if (b->loaded.nkeys)
+		qsort(b->loaded.keys, b->loaded.nkeys, sizeof(*b->loaded.keys), compare_key);
+	r = check_sort(b, items);
+	if (r < 0)
+		return r;
+	check_start(b, src->threads);
+	return 0;
+}
+
+int ingest_check(const struct server *srv, const struct ingest_source *src,
+                 struct gzip_inflater *inflater, struct buf *plain, const char *body, size_t len,
+                 struct ingest_batch **ret_batch, struct http_reply *reply,
+                 struct ingest_outcome *ret)
+{
+	struct ingest_batch *b;
+	char msg[512];
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	b = batch_new(srv);
+	if (!b)
+		return -ENOMEM;
+	buf_reset(plain);
+	r = gzip_inflate(inflater, body, len, plain, msg, sizeof(msg));
+	if (r == -EFBIG) {
+		r = refused(
+		        refuse(reply, ret, 413, "too_large", "the batch inflates past the limit"));
+		goto out;
+	}
+	if (r < 0) {
+		r = r == -ENOMEM ? r : refused(refuse(reply, ret, 400, "malformed", msg));
+		goto out;
+	}
+	r = jws_parse(&b->jws, plain->data, plain->len, INGEST_TEXT_MAX, msg, sizeof(msg));
+	if (r < 0) {
+		r = r == -ENOMEM ? r
+		    : r == -EMSGSIZE
+		            ? refused(refuse(reply, ret, 413, "too_large", msg))
+		            : refused(refuse(reply, ret, r == -EPERM ? 401 : 400,
+		                             r == -EPERM ? "unauthenticated" : "malformed", msg));
+		goto out;
+	}
+	if (!digits(b->jws.kid, 6)) {
+		r = refused(refuse(reply, ret, 401, "unauthenticated",
+		                   "the batch's kid is not a county id"));
+		goto out;
+	}
+	snprintf(b->county, sizeof(b->county), "%s", b->jws.kid);
+	snprintf(ret->county_id, sizeof(ret->county_id), "%s", b->county);
+	r = src->county_key(src->data, b->county, b->county_key.public_key);
+	if (r == -ENOKEY) {
+		snprintf(msg, sizeof(msg), "county \"%s\" is not registered here", b->county);
+		r = refused(refuse(reply, ret, 401, "unauthenticated", msg));
+		goto out;
+	}
+	if (r < 0) {
+		r = r == -ENOMEM ? r
+		                 : refused(refuse(reply, ret, db_status(r), "unavailable",
+		                                  "the database is not available"));
+		goto out;
+	}
+	snprintf(b->county_key.kid, sizeof(b->county_key.kid), "%s", b->county);
+	r = jws_verify(&b->jws, &b->county_key, msg, sizeof(msg));
+	if (r < 0) {
+		r = refused(refuse(reply, ret, 401, "unauthenticated", msg));
+		goto out;
+	}
+	r = check_payload(b, src, reply, ret);
+out:
+	if (r < 0) {
+		ingest_batch_free(b);
+		return r;
+	}
+	if (r > 0) {
+		/* refused: the reply says why */
+		ingest_batch_free(b);
+		b = NULL;
+	}
+	*ret_batch = b;
+	return 0;
+}
+
+size_t ingest_batch_count(const struct ingest_batch *b)
+{
+	return b->nitems;
+}
+
+int ingest_batch_refused(struct ingest_batch *b, size_t i, const char **ret_reason)
+{
+	const struct item_check *c = &b->checks[i];
+
+	check_wait(b, i);
+	if (c->error < 0) {
+		*ret_reason = "the item could not be checked";
+		return 1;
+	}
+	if (!c->refused)
+		return 0;
+	*ret_reason = c->reason;
+	return 1;
+}
+
+/* --- the store: returns -------------------------------------------------------------- */
+
+/* The slot of id in the batch's hash of returns seen (open addressing over twice as many
+ * slots as items): the one holding it, or the empty one where it goes. */
+static size_t seen_slot(const struct ingest_batch *b, const char *id)
+{
+	size_t h = 5381, n = b->nslots;
+
+	for (const char *p = id; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	for (h %= n; b->slots[h] && strcmp(b->seen[b->slots[h] - 1].id, id) != 0; h = (h + 1) % n)
+		;
+	return h;
+}
+
+static struct pending *seen_find(struct ingest_batch *b, const char *id)
+{
+	size_t slot = seen_slot(b, id);
+
+	return b->slots[slot] ? &b->seen[b->slots[slot] - 1] : NULL;
+}
+
+/* Submission i: checked again when the roster it was checked with is not the one the
+ * items before it left; then a duplicate of one before it in the batch, or pending. */
+static int store_submission(struct ingest_batch *b, size_t i)
+{
+	struct item_check *c = &b->checks[i];
+	struct pending *p, *seen;
+	int r;
+
+	if (c->keyset != b->keyset) {
+		c->keyset = b->keyset;
+		r = check_submission(b, c);
+		if (r < 0)
+			return r;
+	}
+	if (c->refused)
+		return item_refused(b, i);
+	seen = seen_find(b, c->row.id);
+	if (seen) {
+		if (strcmp(seen->sha256, c->row.sha256) == 0) {
+			b->results[i].status = ITEM_DUPLICATE;
+			return 0;
+		}
+		item_reject(b, i, "submission %s came twice with other payloads", c->row.id);
+		return finding(b, "sha256_conflict", c->row.form, c->row.period, c->row.school_id,
+		               c->row.id, b->results[i].reason, c->text, c->len);
+	}
+	p = &b->pend[b->npend++];
+	*p = c->row;
+	p->index = i;
+	b->pend_bytes += p->len;
+	b->seen[b->nseen++] = *p;
+	b->slots[seen_slot(b, p->id)] = b->nseen;
+	b->results[i].status = ITEM_PENDING;
+	if (b->safe)
+		return 0;
+	/* the fast path: the row goes to the server now, which stores it while the items
+	 * after it are being checked */
+	if (!b->copying) {
+		r = db_copy_start(b->db, copy_direct_sql, b->err, sizeof(b->err));
+		if (r < 0)
+			return r;
+		b->copying = 1;
+	}
+	return db_copy_put(b->db, p->row, p->len, b->err, sizeof(b->err));
+}
+
+/* The pending returns that some row of res (submission_id, payload_sha256, county_id =
+ * this county) holds already: duplicates when the same county holds the same payload,
+ * else refused with a finding. Others are left pending. */
+static int mark_held(struct ingest_batch *b, PGresult *res)
+{
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct pending key, *p;
+		const char *held = PQgetvalue(res, i, 1);
+		int same_county = strcmp(PQgetvalue(res, i, 2), "t") == 0, r;
+
+		snprintf(key.id, sizeof(key.id), "%s", PQgetvalue(res, i, 0));
+		p = bsearch(&key, b->pend, b->npend, sizeof(*b->pend), compare_id);
+		if (!p || b->results[p->index].status != ITEM_PENDING)
+			continue;
+		if (same_county && strcmp(held, p->sha256) == 0) {
+			b->results[p->index].status = ITEM_DUPLICATE;
+			continue;
+		}
+		item_reject(b, p->index,
+		            "submission %s is held already with another payload (sha256 %s)", p->id,
+		            held);
+		r = finding(b, "sha256_conflict", p->form, p->period, p->school_id, p->id,
+		            b->results[p->index].reason, NULL, 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Looks up the pending returns among those held, and marks them (mark_held). */
+static int lookup_held(struct ingest_batch *b)
+{
+	struct pg_result *res = NULL;
+	struct buf ids;
+	size_t left = 0;
+	int n, r;
+
+	buf_init(&ids, (size_t)INGEST_ITEMS_MAX * (IDS_UUID_LEN + 1) + 8);
+	r = buf_putc(&ids, '{');
+	for (size_t i = 0; r == 0 && i < b->npend; i++)
+		if (b->results[b->pend[i].index].status == ITEM_PENDING)
+			r = buf_printf(&ids, "%s%s", left++ ? "," : "", b->pend[i].id);
+	r = r < 0 ? r : buf_putc(&ids, '}');
+	if (r == 0 && left > 0) {
+		const char *params[2] = {ids.data, b->county};
+
+		n = db_query(b->db,
+		             "SELECT submission_id::text, payload_sha256, county_id = $2"
+		             " FROM submissions WHERE submission_id = ANY($1::uuid[])",
+		             2, params, &res, b->err, sizeof(b->err));
+		r = n < 0 ? n : mark_held(b, (PGresult *)res);
+	}
+	db_result_free(res);
+	buf_release(&ids);
+	return r;
+}
+
+/* The rows of the pending returns, in *rows. */
+static int pending_rows(const struct ingest_batch *b, struct buf *rows)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < b->npend; i++)
+		r = buf_append(rows, b->pend[i].row, b->pend[i].len);
+	return r;
+}
+
+/* Stores the pending returns in one of two ways:
+ *   fast (the usual): their rows went into one COPY straight into submissions as they
+ *     came (store_submission()), the same work as a bare COPY; here it ends. A return
+ *     held already (a batch sent again, another payload under a held id, or a concurrent
+ *     batch that stored it meanwhile) makes it fail on the unique key, and the whole
+ *     batch is then applied again the safe way (apply());
+ *   safe: COPY into the temporary table ingest_rows, one INSERT ... ON CONFLICT
+ *     (submission_id) DO NOTHING RETURNING, and the look-up of those not inserted: held
+ *     already by this county with the same payload (duplicates), or else refused. */
+static int flush(struct ingest_batch *b)
+{
+	struct pg_result *res = NULL;
+	struct buf rows;
+	int n, r = 0;
+
+	if (b->npend == 0)
+		return 0;
+	qsort(b->pend, b->npend, sizeof(*b->pend), compare_id);
+	buf_init(&rows, b->pend_bytes + 1);
+	if (!b->safe) {
+		if (b->copying) {
+			b->copying = 0;
+			n = db_copy_end(b->db, b->err, sizeof(b->err));
+			r = n < 0 ? n : 0;
+		}
+		for (size_t i = 0; r == 0 && i < b->npend; i++)
+			b->results[b->pend[i].index].status = ITEM_STORED;
+		goto out;
+	}
+	r = pending_rows(b, &rows);
+	if (r < 0)
+		goto out;
+	n = db_copy_in(b->db, copy_safe_sql, rows.data, rows.len, b->err, sizeof(b->err));
+	if (n >= 0)
+		n = db_query(b->db, insert_safe_sql, 0, NULL, &res, b->err, sizeof(b->err));
+	if (n < 0) {
+		r = n;
+		goto out;
+	}
+	/* what was inserted is stored; the rest was held already */
+	for (int i = 0; i < n; i++) {
+		struct pending key, *p;
+
+		snprintf(key.id, sizeof(key.id), "%s", PQgetvalue((PGresult *)res, i, 0));
+		p = bsearch(&key, b->pend, b->npend, sizeof(*b->pend), compare_id);
+		if (p)
+			b->results[p->index].status = ITEM_STORED;
+	}
+	/* a statement of its own: it sees what concurrent batches committed meanwhile */
+	r = lookup_held(b);
+	for (size_t i = 0; r == 0 && i < b->npend; i++)
+		if (b->results[b->pend[i].index].status == ITEM_PENDING) {
+			/* cannot happen: neither inserted nor held */
+			snprintf(b->err, sizeof(b->err),
+			         "submission %s was neither stored nor found", b->pend[i].id);
+			r = -EIO;
+		}
+	if (r == 0) {
+		n = db_exec(b->db, "TRUNCATE ingest_rows", 0, NULL, b->err, sizeof(b->err));
+		r = n < 0 ? n : 0;
+	}
+out:
+	if (r == 0) {
+		b->npend = 0;
+		b->pend_bytes = 0;
+	}
+	db_result_free(res);
+	buf_release(&rows);
+	return r;
+}
+
+/* --- the store: rosters and roll-ups ---------------------------------------------------- */
+
+/* Roster i: stored with its schools, or found held with the same text (a duplicate) or
+ * another (rejected). Either of the first two gives the returns after it its keys, when
+ * it is the latest version. */
+static int store_roster(struct ingest_batch *b, size_t i)
+{
+	struct item_check *c = &b->checks[i];
+	struct pg_result *res = NULL;
+	char version_text[32];
+	const char *params[5];
+	int r, n;
+
+	if (c->refused)
+		return item_refused(b, i);
+	/* the returns before it first: their COPY may be open */
+	r = flush(b);
+	if (r < 0)
+		return r;
+	snprintf(version_text, sizeof(version_text), "%lld", c->roster.version);
+	params[0] = b->county;
+	params[1] = version_text;
+	params[2] = member_string(c->payload, "issued_at");
+	params[3] = c->text;
+	params[4] = b->now;
+	n = db_exec(b->db,
+	            "INSERT INTO rosters (county_id, version, issued_at, jws, region_received_at)"
+	            " VALUES ($1, $2::bigint, $3::timestamptz, $4, $5::timestamptz)"
+	            " ON CONFLICT (county_id, version) DO NOTHING",
+	            5, params, b->err, sizeof(b->err));
+	if (n < 0)
+		return n;
+	if (n == 0) {
+		/* that version is here already: the same text is a resend */
+		n = db_query(b->db,
+		             "SELECT jws = $3 FROM rosters WHERE county_id = $1 AND version = "
+		             "$2::bigint",
+		             3, (const char *[]){b->county, version_text, c->text}, &res, b->err,
+		             sizeof(b->err));
+		if (n < 0)
+			return n;
+		r = n == 1 && strcmp(PQgetvalue((PGresult *)res, 0, 0), "t") == 0;
+		db_result_free(res);
+		if (!r) {
+			item_reject(b, i, "roster version %lld is held already with another text",
+			            c->roster.version);
+			return finding(b, "roster_conflict", NULL, NULL, NULL, NULL,
+			               b->results[i].reason, c->text, c->len);
+		}
+		b->results[i].status = ITEM_DUPLICATE;
+	} else {
+		params[2] = c->rows_text;
+		n = db_exec(
+		        b->db,
+		        "INSERT INTO roster_schools (county_id, version, school_id, name, type,"
+		        " opened, closed, public_key)"
+		        " SELECT $1, $2::bigint, s.school_id, s.name, s.type, s.opened, s.closed,"
+		        " s.key FROM jsonb_to_recordset($3::jsonb) AS s(school_id text, name text,"
+		        " type text, opened date, closed date, key jsonb)",
+		        3, params, b->err, sizeof(b->err));
+		if (n < 0)
+			return n;
+		b->results[i].status = ITEM_STORED;
+	}
+	if (c->roster.version > b->keyset->version)
+		b->keyset = &c->roster;
+	return 0;
+}
+
 /* Recomputes the roll-up from the returns it lists, as held here, and compares. Adds
  * the differences to diffs (a listed return missing here, or held with another hash,
  * counts as one). Returns the number of differences or a negative errno. */
-static int rollup_recompute(struct batch *b, const cJSON *p, const char *ids, struct errlist *diffs)
+static int rollup_recompute(struct ingest_batch *b, const cJSON *p, const char *ids,
+                            struct errlist *diffs)
 {
 	const cJSON *listed = cJSON_GetObjectItemCaseSensitive(p, "submissions"), *e;
 	const struct rollup_plan *plan = plan_of(b->srv, member_string(p, "form"));
@@ -1207,35 +1748,28 @@ out:
 	return r;
 }
 
-static int rollup_item(struct batch *b, size_t index, const char *text, size_t len)
+/* Roll-up i: stored with the returns it lists (after the returns before it), recomputed
+ * from them and flagged when it does not match; or found held (a duplicate, or another
+ * text: rejected). */
+static int store_rollup(struct ingest_batch *b, size_t index)
 {
+	const struct item_check *c = &b->checks[index];
+	const cJSON *payload = c->payload;
+	const char *text = c->text;
+	size_t len = c->len, count = c->count;
 	struct pg_result *res = NULL;
 	struct errlist diffs;
-	struct buf ids, detail;
-	struct jws j;
-	cJSON *payload = NULL;
-	char why[512] = "", *rollup_text = NULL, *missing_text = NULL, *listed_text = NULL;
+	struct buf detail;
+	char *rollup_text = NULL, *missing_text = NULL, *listed_text = NULL;
 	char expected[24], received[24], on_time[24], rollup_id[24];
 	const char *form, *period;
-	size_t count = 0;
 	long long v;
 	int r, n;
 
-	jws_init(&j);
+	if (c->refused)
+		return item_refused(b, index);
 	errlist_init(&diffs);
-	buf_init(&ids, (size_t)INGEST_ROLLUP_LISTED_MAX * (IDS_UUID_LEN + 1) + 8);
 	buf_init(&detail, 4096);
-	r = county_item(b, text, len, &j, &payload, why, sizeof(why));
-	if (r == 0)
-		r = rollup_check(b, payload, &ids, &count, why, sizeof(why));
-	if (r == -ENOMEM)
-		goto out;
-	if (r < 0) {
-		item_reject(b, index, "rollup: %s", why);
-		r = finding(b, "rollup_rejected", payload ? member_string(payload, "form") : NULL,
-		            NULL, NULL, NULL, b->results[index].reason, text, len);
-		goto out;
-	}
 	/* the returns before it are stored first: it may list them */
 	r = flush(b);
 	if (r < 0)
@@ -1269,7 +1803,7 @@ static int rollup_item(struct batch *b, size_t index, const char *text, size_t l
 		        on_time,
 		        rollup_text,
 		        missing_text,
-		        (const char *)j.payload,
+		        (const char *)c->jws.payload,
 		        text,
 		        b->now,
 		        b->batch_id,
@@ -1334,7 +1868,7 @@ static int rollup_item(struct batch *b, size_t index, const char *text, size_t l
 		r = n;
 		goto out;
 	}
-	r = rollup_recompute(b, payload, ids.data, &diffs);
+	r = rollup_recompute(b, payload, c->ids.data, &diffs);
 	if (r < 0)
 		goto out;
 	b->results[index].status = ITEM_STORED;
@@ -1367,17 +1901,14 @@ out:
 	free(rollup_text);
 	free(missing_text);
 	free(listed_text);
-	buf_release(&ids);
 	buf_release(&detail);
 	errlist_release(&diffs);
-	cJSON_Delete(payload);
-	jws_release(&j);
 	return r;
 }
 
-/* --- the batch ---------------------------------------------------------------------- */
+/* --- the store: the batch ------------------------------------------------------------- */
 
-static int findings_store(struct batch *b)
+static int findings_store(struct ingest_batch *b)
 {
 	char *text;
 	int n;
@@ -1406,44 +1937,57 @@ static int findings_store(struct batch *b)
 	return n < 0 ? n : 0;
 }
 
-/* Applies every item in one transaction. 0 (committed), or a db.h error with b->err. */
-static int apply_once(struct batch *b, const cJSON *items)
+/* Forgets what an attempt to store the batch did, before the first or another. */
+static int store_reset(struct ingest_batch *b)
 {
-	const cJSON *it;
-	size_t i = 0;
+	memset(b->results, 0, (b->nitems ? b->nitems : 1) * sizeof(*b->results));
+	memset(b->slots, 0, b->nslots * sizeof(*b->slots));
+	b->keyset = &b->loaded;
+	b->nseen = 0;
+	b->npend = 0;
+	b->pend_bytes = 0;
+	b->err[0] = '\0';
+	cJSON_Delete(b->findings);
+	b->nfindings = 0;
+	b->findings = cJSON_CreateArray();
+	return b->findings ? 0 : -ENOMEM;
+}
+
+/* Applies every item in one transaction. 0 (committed), or a db.h error with b->err. */
+static int apply_once(struct ingest_batch *b)
+{
 	int r;
 
+	r = store_reset(b);
+	if (r < 0)
+		return r;
 	r = db_begin(b->db, b->err, sizeof(b->err));
 	if (r < 0)
 		return r;
-	r = roster_load(b);
-	cJSON_ArrayForEach(it, items)
-	{
-		const char *kind = member_string(it, "kind");
-		const cJSON *jws = cJSON_GetObjectItemCaseSensitive(it, "jws");
-		const char *receipt = member_string(it, "receipt");
-
-		if (r < 0)
+	for (size_t i = 0; r == 0 && i < b->nitems; i++) {
+		check_wait(b, i);
+		if (b->checks[i].error < 0) {
+			r = b->checks[i].error;
+			snprintf(b->err, sizeof(b->err), "item %zu could not be checked: %s", i,
+			         r == -ENOMEM ? "out of memory" : strerror(-r));
 			break;
-		if (!cJSON_IsObject(it) || !kind || !cJSON_IsString(jws)) {
-			item_reject(b, i, "malformed item: it needs a kind and a jws");
-			r = finding(b, "malformed_item", NULL, NULL, NULL, NULL,
-			            b->results[i].reason, NULL, 0);
-		} else if (strcmp(kind, "submission") == 0) {
-			r = submission_item(b, i, jws->valuestring, strlen(jws->valuestring),
-			                    receipt);
-			if (r == 0 && b->copy.len > COPY_FLUSH)
-				r = flush(b);
-		} else if (strcmp(kind, "roster") == 0) {
-			r = roster_item(b, i, jws->valuestring, strlen(jws->valuestring));
-		} else if (strcmp(kind, "rollup") == 0) {
-			r = rollup_item(b, i, jws->valuestring, strlen(jws->valuestring));
-		} else {
-			item_reject(b, i, "unknown kind of item");
-			r = finding(b, "malformed_item", NULL, NULL, NULL, NULL,
-			            b->results[i].reason, NULL, 0);
 		}
-		i++;
+		switch (b->checks[i].kind) {
+		case KIND_SUBMISSION:
+			r = store_submission(b, i);
+			if (r == 0 && b->safe && b->pend_bytes > COPY_FLUSH)
+				r = flush(b);
+			break;
+		case KIND_ROSTER:
+			r = store_roster(b, i);
+			break;
+		case KIND_ROLLUP:
+			r = store_rollup(b, i);
+			break;
+		default:
+			r = item_refused(b, i);
+			break;
+		}
 	}
 	if (r == 0)
 		r = flush(b);
@@ -1452,40 +1996,33 @@ static int apply_once(struct batch *b, const cJSON *items)
 	if (r == 0)
 		r = db_commit(b->db, b->err, sizeof(b->err));
 	if (r < 0) {
-		if (r == -ENOMEM && !b->err[0])
-			snprintf(b->err, sizeof(b->err), "out of memory");
+		if (!b->err[0])
+			snprintf(b->err, sizeof(b->err), "%s",
+			         r == -ENOMEM ? "out of memory" : strerror(-r));
+		if (b->copying)
+			db_copy_abort(b->db);
+		b->copying = 0;
 		db_rollback(b->db);
 	}
 	return r;
 }
 
-/* apply_once(), and again the safe way when a concurrent batch stored one of the returns
- * meanwhile (the fast flush then fails on the unique key: see flush()). */
-static int apply(struct batch *b, const cJSON *items)
+/* apply_once(), and again the safe way when some of the returns are held already (the
+ * fast path's COPY then fails on the unique key: see flush()). */
+static int apply(struct ingest_batch *b)
 {
-	int r = apply_once(b, items);
+	int r = apply_once(b);
 
 	if (r != -EEXIST || b->safe)
 		return r;
-	memset(b->results, 0, b->nitems * sizeof(*b->results));
-	memset(b->slots, 0, b->nslots * sizeof(*b->slots));
-	b->nseen = 0;
-	b->npend = 0;
-	buf_reset(&b->copy);
-	cJSON_Delete(b->findings);
-	b->findings = cJSON_CreateArray();
-	b->nfindings = 0;
-	b->err[0] = '\0';
-	if (!b->findings)
-		return -ENOMEM;
 	b->safe = 1;
-	log_info("a concurrent batch stored returns of batch \"%s\" meanwhile: applying it "
-	         "again with ON CONFLICT",
+	log_info("batch \"%s\" holds returns stored already (sent again, or stored meanwhile): "
+	         "applying it again with ON CONFLICT",
 	         b->batch_id);
-	return apply_once(b, items);
+	return apply_once(b);
 }
 
-static int answer(struct batch *b, struct http_reply *reply, struct ingest_outcome *o)
+static int answer(const struct ingest_batch *b, struct http_reply *reply, struct ingest_outcome *o)
 {
 	cJSON *root = cJSON_CreateObject(), *results, *x;
 	char *text;
@@ -1526,172 +2063,106 @@ nomem:
 	return -ENOMEM;
 }
 
-/* A refusal of the whole batch. */
-static int refuse(struct http_reply *reply, struct ingest_outcome *o, int status, const char *code,
-                  const char *message)
+int ingest_store(struct ingest_batch *b, struct db *db, struct http_reply *reply,
+                 struct ingest_outcome *ret)
 {
-	o->status = status;
-	if (http_reply_error(reply, status, code, message, NULL, NULL) < 0)
-		return -ENOMEM;
-	if (status == 503)
-		reply->retry_after = 5;
-	return 0;
+	char msg[DB_ERR_MAX + 64];
+	int r;
+
+	b->db = db;
+	r = apply(b);
+	b->db = NULL;
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "the batch could not be stored: %s", b->err);
+		return refuse(reply, ret, r == -ENOMEM ? 500 : db_status(r),
+		              r == -ENOMEM ? "internal" : "unavailable", msg);
+	}
+	ret->findings = b->nfindings;
+	/* committed: only memory can fail now, and a resend is answered as duplicates */
+	return answer(b, reply, ret);
 }
 
-/* The county's registered key into b->county_key: 0, -ENOKEY (no such county), a db.h
- * error. */
-static int county_key(struct batch *b)
+/* --- the database's side of the check -------------------------------------------------- */
+
+/* ingest_source.county_key from the counties table (data: the struct db). */
+static int db_county_key(void *data, const char *county_id, unsigned char ret_pk[32])
 {
-	const char *params[1] = {b->county};
+	const char *params[1] = {county_id};
 	struct pg_result *res = NULL;
-	const char *x;
+	char err[DB_ERR_MAX];
 	int n, r;
 
-	n = db_query(b->db, "SELECT hub_key->>'x' FROM counties WHERE county_id = $1", 1, params,
-	             &res, b->err, sizeof(b->err));
-	if (n < 0)
+	n = db_query(data, "SELECT hub_key->>'x' FROM counties WHERE county_id = $1", 1, params,
+	             &res, err, sizeof(err));
+	if (n < 0) {
+		log_warning("cannot read the key of county \"%s\": %s", county_id, err);
 		return n;
-	r = -ENOKEY;
-	if (n == 1) {
-		x = PQgetvalue((PGresult *)res, 0, 0);
-		memset(&b->county_key, 0, sizeof(b->county_key));
-		r = decode_x(x, b->county_key.public_key) == 0 ? 0 : -ENOKEY;
-		snprintf(b->county_key.kid, sizeof(b->county_key.kid), "%s", b->county);
 	}
+	r = n == 1 ? decode_x(PQgetvalue((PGresult *)res, 0, 0), ret_pk) : -ENOKEY;
 	db_result_free(res);
-	return r;
+	return r < 0 ? -ENOKEY : 0;
 }
 
-static int db_status(int r)
+/* ingest_source.roster: the county's latest roster, as committed (data: the struct db). */
+static int db_roster(void *data, const char *county_id, long long *ret_version,
+                     struct ingest_school_key **ret_keys, size_t *ret_nkeys)
 {
-	/* connection trouble, overload, conflicts: worth retrying; anything else is ours */
-	return r == -ECONNRESET || r == -ECONNREFUSED || r == -EAGAIN || r == -EBUSY ||
-	                       r == -ENOSPC || r == -ECANCELED
-	               ? 503
-	               : 500;
+	const char *params[1] = {county_id};
+	struct ingest_school_key *keys = NULL;
+	struct pg_result *res = NULL;
+	long long version = 0;
+	char err[DB_ERR_MAX];
+	size_t nkeys = 0;
+	PGresult *pg;
+	int n;
+
+	n = db_query(data,
+	             "SELECT c.roster_version, s.school_id, s.public_key->>'x' FROM counties c"
+	             " LEFT JOIN roster_schools s ON s.county_id = c.county_id"
+	             " AND s.version = c.roster_version WHERE c.county_id = $1",
+	             1, params, &res, err, sizeof(err));
+	if (n < 0) {
+		log_warning("cannot read the roster of county \"%s\": %s", county_id, err);
+		return n;
+	}
+	pg = (PGresult *)res;
+	if (n > 0 && !PQgetisnull(pg, 0, 0))
+		version = strtoll(PQgetvalue(pg, 0, 0), NULL, 10);
+	if (n > 0 && !PQgetisnull(pg, 0, 1)) {
+		keys = calloc((size_t)n, sizeof(*keys));
+		if (!keys) {
+			db_result_free(res);
+			return -ENOMEM;
+		}
+		for (int i = 0; i < n; i++) {
+			struct ingest_school_key *k = &keys[nkeys];
+
+			snprintf(k->school_id, sizeof(k->school_id), "%s", PQgetvalue(pg, i, 1));
+			if (decode_x(PQgetvalue(pg, i, 2), k->pk) == 0)
+				nkeys++;
+		}
+	}
+	db_result_free(res);
+	*ret_version = version;
+	*ret_keys = keys;
+	*ret_nkeys = nkeys;
+	return 0;
 }
 
 int ingest_handle(struct server *srv, struct worker *w, const char *body, size_t len,
                   struct http_reply *reply, struct ingest_outcome *ret)
 {
-	struct batch b;
-	struct jws j;
-	cJSON *payload = NULL;
-	const cJSON *items;
-	const char *id, *type, *county;
-	char msg[DB_ERR_MAX + 64], quoted[ERRMSG_QUOTE_SIZE];
-	size_t n;
+	const struct ingest_source src = {
+	        .county_key = db_county_key,
+	        .roster = db_roster,
+	        .data = w->db,
+	};
+	struct ingest_batch *b = NULL;
 	int r;
 
-	memset(&b, 0, sizeof(b));
-	memset(ret, 0, sizeof(*ret));
-	jws_init(&j);
-	b.srv = srv;
-	b.db = w->db;
-	buf_init(&b.copy, (size_t)INGEST_TEXT_MAX * 3);
-	datetime_format_rfc3339(clock_now_ms(&srv->clock), srv->offset_min, b.now);
-
-	buf_reset(&w->plain);
-	r = gzip_inflate(&w->inflater, body, len, &w->plain, msg, sizeof(msg));
-	if (r == -EFBIG) {
-		r = refuse(reply, ret, 413, "too_large", "the batch inflates past the limit");
-		goto out;
-	}
-	if (r < 0) {
-		r = r == -ENOMEM ? r : refuse(reply, ret, 400, "malformed", msg);
-		goto out;
-	}
-	r = jws_parse(&j, w->plain.data, w->plain.len, INGEST_TEXT_MAX, msg, sizeof(msg));
-	if (r < 0) {
-		r = r == -ENOMEM     ? r
-		    : r == -EMSGSIZE ? refuse(reply, ret, 413, "too_large", msg)
-		                     : refuse(reply, ret, r == -EPERM ? 401 : 400,
-		                              r == -EPERM ? "unauthenticated" : "malformed", msg);
-		goto out;
-	}
-	if (!digits(j.kid, 6)) {
-		r = refuse(reply, ret, 401, "unauthenticated",
-		           "the batch's kid is not a county id");
-		goto out;
-	}
-	snprintf(b.county, sizeof(b.county), "%s", j.kid);
-	snprintf(ret->county_id, sizeof(ret->county_id), "%s", b.county);
-	r = county_key(&b);
-	if (r == -ENOKEY) {
-		snprintf(msg, sizeof(msg), "county \"%s\" is not registered here", b.county);
-		r = refuse(reply, ret, 401, "unauthenticated", msg);
-		goto out;
-	}
-	if (r < 0) {
-		r = refuse(reply, ret, db_status(r), "unavailable",
-		           "the database is not available");
-		goto out;
-	}
-	r = jws_verify(&j, &b.county_key, msg, sizeof(msg));
-	if (r < 0) {
-		r = refuse(reply, ret, 401, "unauthenticated", msg);
-		goto out;
-	}
-	r = json_parse_untrusted((const char *)j.payload, j.payload_len, BATCH_DEPTH, &payload, msg,
-	                         sizeof(msg));
-	if (r < 0) {
-		r = r == -ENOMEM ? r : refuse(reply, ret, 400, "malformed", msg);
-		goto out;
-	}
-	type = member_string(payload, "type");
-	county = member_string(payload, "county_id");
-	id = member_string(payload, "batch_id");
-	items = cJSON_GetObjectItemCaseSensitive(payload, "items");
-	if (!type || strcmp(type, "batch") != 0 || !county || strcmp(county, b.county) != 0 ||
-	    !uuid_valid(id) || !instant_valid(member_string(payload, "sent_at")) ||
-	    !cJSON_IsArray(items)) {
-		snprintf(msg, sizeof(msg),
-		         "not a batch of county \"%s\" (type, county_id, batch_id, sent_at, items)",
-		         errmsg_quote(b.county, quoted));
-		r = refuse(reply, ret, 400, "malformed", msg);
-		goto out;
-	}
-	snprintf(b.batch_id, sizeof(b.batch_id), "%s", id);
-	snprintf(ret->batch_id, sizeof(ret->batch_id), "%s", id);
-	n = (size_t)cJSON_GetArraySize(items);
-	if (n > INGEST_ITEMS_MAX) {
-		snprintf(msg, sizeof(msg), "a batch holds at most %d items, not %zu",
-		         INGEST_ITEMS_MAX, n);
-		r = refuse(reply, ret, 413, "too_large", msg);
-		goto out;
-	}
-	ret->items = n;
-	b.nitems = n;
-	b.results = calloc(n ? n : 1, sizeof(*b.results));
-	b.seen = calloc(n ? n : 1, sizeof(*b.seen));
-	b.pend = calloc(n ? n : 1, sizeof(*b.pend));
-	b.nslots = 2 * n + 1;
-	b.slots = calloc(b.nslots, sizeof(*b.slots));
-	b.findings = cJSON_CreateArray();
-	if (!b.results || !b.seen || !b.pend || !b.slots || !b.findings) {
-		r = -ENOMEM;
-		goto out;
-	}
-	r = apply(&b, items);
-	if (r < 0) {
-		snprintf(msg, sizeof(msg), "the batch could not be stored: %s", b.err);
-		r = refuse(reply, ret, r == -ENOMEM ? 500 : db_status(r),
-		           r == -ENOMEM ? "internal" : "unavailable", msg);
-		goto out;
-	}
-	ret->findings = b.nfindings;
-	/* committed: only memory can fail now, and a resend is answered as duplicates */
-	r = answer(&b, reply, ret);
-out:
-	cJSON_Delete(payload);
-	cJSON_Delete(b.findings);
-	jws_release(&j);
-	free(b.results);
-	free(b.seen);
-	free(b.slots);
-	free(b.pend);
-	free(b.keys);
-	buf_release(&b.copy);
-	jwk_release(&b.county_key);
+	r = ingest_check(srv, &src, &w->inflater, &w->plain, body, len, &b, reply, ret);
+	if (r == 0 && b)
+		r = ingest_store(b, w->db, reply, ret);
+	ingest_batch_free(b);
 	return r;
 }

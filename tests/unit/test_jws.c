@@ -538,6 +538,19 @@ static void test_base64url_strictness(void **state)
 		s2[85] = 'A';
 		s2[3] = '.';
 		check_refused(ENV(p, q, s2), 0, -EBADMSG, "of 64 bytes");
+		/* bytes above 0x7f (here a UTF-8 "é", valid JSON) are no characters of base64:
+		 * libsodium 1.0.18 decoded them, which gave a signature several spellings */
+		s2[3] = (char)0xc3;
+		s2[4] = (char)0xa9;
+		check_refused(ENV(p, q, s2), 0, -EBADMSG, "of 64 bytes");
+	}
+	{
+		char high[64];
+
+		snprintf(high, sizeof(high), "%s", q);
+		high[4] = (char)0xc3;
+		high[5] = (char)0xa9;
+		check_refused(ENV(p, high, sig), 0, -EBADMSG, "\"payload\" is not unpadded");
 	}
 #undef ENV
 	free(p);
@@ -703,6 +716,200 @@ static void test_envelope_layout(void **state)
 	free(text);
 }
 
+/* jws_base64url_decode against libsodium's strict decoder (the one it replaced), which is
+ * the oracle: the same verdict and the same bytes. With one exception: libsodium 1.0.18
+ * takes every byte above 0x7f for a character (its char is signed), which RFC 4648 does
+ * not, and which would give one JWS several spellings; those are refused. */
+static void check_like_sodium(const char *s, size_t len)
+{
+	unsigned char mine[64], theirs[64];
+	size_t n_mine = 0, n_theirs = 0;
+	int r, want, high = 0;
+
+	assert_true(len / 4 * 3 + 2 <= sizeof(mine));
+	for (size_t i = 0; i < len; i++)
+		high |= (unsigned char)s[i] >= 0x80;
+	want = sodium_base642bin(theirs, sizeof(theirs), s, len, NULL, &n_theirs, NULL,
+	                         sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	r = jws_base64url_decode(s, len, mine, sizeof(mine), &n_mine);
+	if (want != 0 || high) {
+		if (r != -EBADMSG)
+			fail_msg("'%.*s' (%zu characters): decoded, libsodium refuses it", (int)len,
+			         s, len);
+		return;
+	}
+	if (r != 0)
+		fail_msg("'%.*s' (%zu characters): refused, libsodium decodes it", (int)len, s,
+		         len);
+	assert_int_equal(n_mine, n_theirs);
+	assert_memory_equal(mine, theirs, n_mine);
+}
+
+static void test_base64url_decoder(void **state)
+{
+	/* every alphabet character, its neighbours in ASCII, the other alphabet, padding,
+	 * whitespace, NUL and bytes above 0x7f */
+	static const char probe[] = "AZaz09-_BQw+/=@[`{:,. \n\0\x80\xff";
+	const size_t np = sizeof(probe) - 1;
+	unsigned char out[64], big[3 * 1000];
+	char s[4 * 1000 + 4];
+	size_t n;
+
+	(void)state;
+	/* every string of up to two bytes */
+	for (unsigned a = 0; a < 256; a++) {
+		s[0] = (char)a;
+		check_like_sodium(s, 1);
+		for (unsigned b = 0; b < 256; b++) {
+			s[1] = (char)b;
+			check_like_sodium(s, 2);
+		}
+	}
+	/* three and four characters over the probe set, in each position of a group */
+	for (size_t a = 0; a < np; a++)
+		for (size_t b = 0; b < np; b++)
+			for (size_t c = 0; c < np; c++) {
+				s[0] = probe[a];
+				s[1] = probe[b];
+				s[2] = probe[c];
+				check_like_sodium(s, 3);
+				for (size_t d = 0; d < np; d++) {
+					s[3] = probe[d];
+					check_like_sodium(s, 4);
+				}
+			}
+	/* random valid text of every length up to 80, then one character changed */
+	for (size_t len = 0; len <= 80; len++)
+		for (int round = 0; round < 50; round++) {
+			static const char alphabet[] =
+			        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs"
+			        "tuvwxyz0123456789-_";
+
+			for (size_t i = 0; i < len; i++)
+				s[i] = alphabet[randombytes_uniform(64)];
+			check_like_sodium(s, len);
+			if (len > 0) {
+				s[randombytes_uniform((uint32_t)len)] =
+				        probe[randombytes_uniform((uint32_t)np)];
+				check_like_sodium(s, len);
+			}
+		}
+	/* the room for the output: exactly enough, or one byte short (untouched) */
+	assert_int_equal(jws_base64url_decode("QUJD", 4, out, 3, &n), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(out, "ABC", 3);
+	memset(out, 0x55, sizeof(out));
+	assert_int_equal(jws_base64url_decode("QUJD", 4, out, 2, &n), -ENOBUFS);
+	assert_int_equal(out[0], 0x55);
+	assert_int_equal(jws_base64url_decode("QUI", 3, out, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(jws_base64url_decode("QUI", 3, out, 1, &n), -ENOBUFS);
+	assert_int_equal(jws_base64url_decode("", 0, out, 0, &n), 0);
+	assert_int_equal(n, 0);
+	/* a long text, and a bad character in its middle or its last group */
+	randombytes_buf(big, sizeof(big));
+	sodium_bin2base64(s, sizeof(s), big, sizeof(big), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	assert_int_equal(jws_base64url_decode(s, 4000, out, sizeof(out), &n), -ENOBUFS);
+	{
+		unsigned char *back = malloc(sizeof(big));
+
+		assert_non_null(back);
+		assert_int_equal(jws_base64url_decode(s, 4000, back, sizeof(big), &n), 0);
+		assert_int_equal(n, sizeof(big));
+		assert_memory_equal(back, big, sizeof(big));
+		s[1999] = '=';
+		assert_int_equal(jws_base64url_decode(s, 4000, back, sizeof(big), &n), -EBADMSG);
+		s[1999] = 'A';
+		s[3998] = '/';
+		assert_int_equal(jws_base64url_decode(s, 4000, back, sizeof(big), &n), -EBADMSG);
+		free(back);
+	}
+}
+
+/* A plain envelope is read without the JSON parser: every spelling of the same JWS, plain
+ * or not (an unprotected header, escapes, whitespace, another order), gives the same. */
+static void test_plain_and_general_paths_agree(void **state)
+{
+	const struct keys *k = *state;
+	char err[512] = "", *text, *p, *q, *sig, variant[4096];
+	const char *payload = "{\"a\":[1,2,3],\"b\":\"\u00e9\"}";
+	struct jws want, got;
+
+	assert_int_equal(
+	        jws_sign(&k->school, KID, payload, strlen(payload), &text, NULL, err, sizeof(err)),
+	        0);
+	assert_int_equal(parse_str(&want, text, err, sizeof(err)), 0);
+	p = strdup(strstr(text, "\"protected\":\"") + 13);
+	q = strdup(strstr(text, "\"payload\":\"") + 11);
+	sig = strdup(strstr(text, "\"signature\":\"") + 13);
+	assert_non_null(p);
+	assert_non_null(q);
+	assert_non_null(sig);
+	*strchr(p, '"') = '\0';
+	*strchr(q, '"') = '\0';
+	*strchr(sig, '"') = '\0';
+	{
+		/* each spelling in four pieces, around the payload, protected header and
+		 * signature */
+		static const char *const spellings[][4] = {
+		        /* plain */
+		        {"{\"payload\":\"", "\",\"protected\":\"", "\",\"signature\":\"", "\"}"},
+		        {" \r\n\t{ \"payload\" :\t\"", "\" ,\n\"protected\": \"",
+		         "\",\"signature\":\"", "\"}\n "},
+		        /* general: a header, an escaped name */
+		        {"{\"header\":{},\"payload\":\"", "\",\"protected\":\"",
+		         "\",\"signature\":\"", "\"}"},
+		        {"{\"\\u0070ayload\":\"", "\",\"protected\":\"", "\",\"signature\":\"",
+		         "\"}"},
+		        {"{\"payload\":\"", "\",\"protected\":\"", "\",\"signature\":\"",
+		         "\",\"header\":{\"x\":1}}"},
+		};
+
+		for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+			snprintf(variant, sizeof(variant), "%s%s%s%s%s%s%s", spellings[i][0], q,
+			         spellings[i][1], p, spellings[i][2], sig, spellings[i][3]);
+			if (parse_str(&got, variant, err, sizeof(err)) != 0)
+				fail_msg("spelling %zu refused: %s", i, err);
+			assert_int_equal(got.payload_len, want.payload_len);
+			assert_memory_equal(got.payload, want.payload, want.payload_len);
+			assert_string_equal(got.signing_input, want.signing_input);
+			assert_memory_equal(got.signature, want.signature, sizeof(want.signature));
+			assert_string_equal(got.kid, want.kid);
+			assert_int_equal(jws_verify(&got, &k->school, err, sizeof(err)), 0);
+			jws_release(&got);
+		}
+		/* an escaped character in the signature: the general path decodes it too */
+		snprintf(variant, sizeof(variant),
+		         "{\"payload\":\"%s\",\"protected\":\"%s\",\"signature\":\"\\u00%02x%s\"}",
+		         q, p, (unsigned char)sig[0], sig + 1);
+		assert_int_equal(parse_str(&got, variant, err, sizeof(err)), 0);
+		assert_memory_equal(got.signature, want.signature, sizeof(want.signature));
+		jws_release(&got);
+	}
+	/* what looks plain but is not: a member twice, one missing, a fourth, a value that is
+	 * not a string, something after the object */
+	snprintf(variant, sizeof(variant),
+	         "{\"payload\":\"%s\",\"payload\":\"%s\",\"signature\":\"%s\"}", q, q, sig);
+	check_refused(variant, 0, -EBADMSG, "duplicate member \"payload\"");
+	snprintf(variant, sizeof(variant), "{\"payload\":\"%s\",\"signature\":\"%s\"}", q, sig);
+	check_refused(variant, 0, -EBADMSG, "no \"protected\" member");
+	snprintf(variant, sizeof(variant),
+	         "{\"payload\":\"%s\",\"protected\":\"%s\",\"signature\":\"%s\",\"x\":\"\"}", q, p,
+	         sig);
+	check_refused(variant, 0, -EBADMSG, "unknown member \"x\"");
+	snprintf(variant, sizeof(variant),
+	         "{\"payload\":\"%s\",\"protected\":\"%s\",\"signature\":1}", q, p);
+	check_refused(variant, 0, -EBADMSG, "\"signature\" is not a string");
+	snprintf(variant, sizeof(variant),
+	         "{\"payload\":\"%s\",\"protected\":\"%s\",\"signature\":\"%s\"}x", q, p, sig);
+	check_refused(variant, 0, -EBADMSG, "not valid JSON");
+	jws_release(&want);
+	free(p);
+	free(q);
+	free(sig);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -714,6 +921,8 @@ int main(void)
 	        cmocka_unit_test(test_sign_size_limit),
 	        cmocka_unit_test(test_envelope_rejections),
 	        cmocka_unit_test(test_base64url_strictness),
+	        cmocka_unit_test(test_base64url_decoder),
+	        cmocka_unit_test(test_plain_and_general_paths_agree),
 	        cmocka_unit_test(test_header_rejections),
 	        cmocka_unit_test(test_header_tolerated),
 	        cmocka_unit_test(test_envelope_layout),

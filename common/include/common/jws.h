@@ -8,10 +8,12 @@
  * plus an optional "header" object (the unprotected header) whose names do not appear
  * in the protected header. The JSON must be strict (common/json.h: no duplicate names at
  * any level, valid UTF-8, no "\u0000"). Base64url must be unpadded, without whitespace,
- * with zero trailing bits (the one canonical spelling; libsodium checks this). The
- * protected header must be a JSON object with "alg":"EdDSA" (exactly: "none", "HS256",
- * "eddsa" … are refused) and a string "kid" (see jwk_kid_valid); "crit" and "b64" are
- * refused in either header (we understand no extension), other names are ignored.
+ * with zero trailing bits, in the URL-safe alphabet only (the one canonical spelling:
+ * jws_base64url_decode). A plain envelope, the three members with base64url values and
+ * nothing else, is read without the JSON parser, the same way. The protected header must
+ * be a JSON object with "alg":"EdDSA" (exactly: "none", "HS256", "eddsa" … are refused)
+ * and a string "kid" (see jwk_kid_valid); "crit" and "b64" are refused in either header
+ * (we understand no extension), other names are ignored.
  * Limits: the whole text max_len bytes (JWS_TEXT_MAX_DEFAULT), the decoded protected
  * header JWS_PROTECTED_MAX bytes, nesting depth JWS_DEPTH_MAX, and JWS_VALUES_MAX
  * arrays, objects and commas in the envelope (so the unprotected header cannot make
@@ -65,6 +67,15 @@ int jws_parse(struct jws *ret, const char *text, size_t len, size_t max_len, cha
 /* Checks j's signature with key's public key. -EKEYREJECTED when key has a kid that is
  * not j->kid, or when the signature does not verify. */
 int jws_verify(const struct jws *j, const struct jwk *key, char *err, size_t errlen) WUR;
+
+/* Decodes len characters of strict unpadded base64url (RFC 4648 section 5: the URL-safe
+ * alphabet only, no padding, no whitespace, zero padding bits, so that every byte string
+ * has exactly one spelling) into out, which has room for outmax bytes. 0 with *ret_len
+ * the number of bytes; -EBADMSG when s is not strict base64url, -ENOBUFS when the bytes
+ * would not fit (out is then untouched). On -EBADMSG out may hold garbage. Table-driven
+ * and not constant-time: for public data such as the parts of a JWS, never for secrets. */
+int jws_base64url_decode(const char *s, size_t len, unsigned char *out, size_t outmax,
+                         size_t *ret_len) WUR;
 
 /* Signs payload_len bytes with key (which needs its private part) and returns
  *   {"payload":"…","protected":"…","signature":"…"}
