@@ -36,7 +36,7 @@ SIMULATE = ROOT / "tools" / "simulate" / "simulate"
 CALENDAR = ROOT / "schemas" / "campaigns" / "2024-anti-bullying.json"
 SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))
 SEED = 2024
-DEMO_TIMEOUT = 420  # seconds; the demo itself takes about 90 (issue 6: under 3 minutes)
+DEMO_TIMEOUT = 600  # seconds; the demo itself takes about 90 (issue 6: under 3 minutes)
 
 
 class Demo:
@@ -70,6 +70,10 @@ def demo(tmp_path_factory):
         return Demo(folder, (folder / "demo.out").read_text(errors="replace"), existing=True)
     folder = tmp_path_factory.mktemp("demo") / "demo"
     env = dict(os.environ, DEMO_DIR=str(folder), DEMO_NO_BUILD="1", DEMO_SEED=str(SEED))
+    if os.environ.get("RETURNS_SANITIZE"):
+        # each return costs several times more under ASan+UBSan: a slower campaign clock
+        # keeps the schools from falling behind it (they must file before each lock)
+        env["DEMO_DAYS_PER_SECOND"] = "2"
     env.pop("RETURNS_CLOCK", None)
     env.pop("DEMO_ONCE", None)
     proc = subprocess.run([str(DEMO), "--once"], env=env, stdout=subprocess.PIPE,
