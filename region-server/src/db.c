@@ -192,27 +192,6 @@ void db_result_free(struct pg_result *res)
 	PQclear(res);
 }
 
-int db_describe(struct db *db, const char *sql, int nparams, struct pg_result **ret, char *err,
-                size_t errlen)
-{
-	PGresult *res;
-	int r;
-
-	res = PQprepare(db->conn, "", sql, nparams, NULL);
-	r = db_check(db, res, err, errlen);
-	PQclear(res);
-	if (r < 0)
-		return r;
-	res = PQdescribePrepared(db->conn, "");
-	r = db_check(db, res, err, errlen);
-	if (r < 0) {
-		PQclear(res);
-		return r;
-	}
-	*ret = res;
-	return 0;
-}
-
 int db_exec_script(struct db *db, const char *sql, char *err, size_t errlen)
 {
 	PGresult *res;

@@ -44,12 +44,6 @@ int db_query(struct db *db, const char *sql, int nparams, const char *const *par
 /* Accepts NULL. */
 void db_result_free(struct pg_result *res);
 
-/* Describes the rows sql would return, without running it (PQprepare of the unnamed
- * statement, then PQdescribePrepared): *ret holds no rows, only the columns (PQnfields,
- * PQfname). The caller frees it with db_result_free(). db.h errors. */
-int db_describe(struct db *db, const char *sql, int nparams, struct pg_result **ret, char *err,
-                size_t errlen) WUR;
-
 /* Runs a script of several statements with no parameters (PQexec): only for trusted SQL
  * such as the migrations in schemas/region/. Same returns as db_exec(), 0 on success. */
 int db_exec_script(struct db *db, const char *sql, char *err, size_t errlen) WUR;
