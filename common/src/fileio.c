@@ -70,7 +70,7 @@ int fileio_fsync_parent(const char *path)
 	return r;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int fileio_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -103,7 +103,7 @@ int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t m
 		r = -errno;
 		goto fail;
 	}
-	r = write_all(fd, data, len);
+	r = fileio_write_all(fd, data, len);
 	if (r < 0)
 		goto fail;
 	if (fsync(fd) < 0) {

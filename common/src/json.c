@@ -610,3 +610,26 @@ int json_pointer_append_index(struct buf *b, size_t index)
 {
 	return buf_printf(b, "/%zu", index);
 }
+
+int json_too_many_values(const char *text, size_t len, size_t max)
+{
+	size_t n = 0;
+	int in_string = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == '{' || c == '[' || c == ',') {
+			if (++n > max)
+				return 1;
+		}
+	}
+	return 0;
+}

@@ -13,6 +13,7 @@
 
 #include "common/json.h"
 #include "common/errmsg.h"
+#include "common/fileio.h"
 #include "common/jwk.h"
 #include "common/banned.h"
 
@@ -322,47 +323,6 @@ fail:
 	return r;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* fsync of the folder holding path, so a rename in it survives a crash. */
-static int sync_parent(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int fd, r = 0;
-
-	if (!slash)
-		dir = strdup(".");
-	else if (slash == path)
-		dir = strdup("/");
-	else
-		dir = strndup(path, (size_t)(slash - path));
-	if (!dir)
-		return -ENOMEM;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		r = -errno;
-	else if (fsync(fd) < 0)
-		r = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(dir);
-	return r;
-}
-
 /* Negative errno of the step that just failed, with a message. */
 static int save_fail(char *err, size_t errlen, const char *path, const char *step)
 {
@@ -406,9 +366,9 @@ int jwk_save(const struct jwk *k, int with_private, const char *path, char *err,
 		r = save_fail(err, errlen, path, "chmod");
 		goto fail;
 	}
-	r = write_all(fd, text, strlen(text));
+	r = fileio_write_all(fd, text, strlen(text));
 	if (r == 0)
-		r = write_all(fd, "\n", 1);
+		r = fileio_write_all(fd, "\n", 1);
 	if (r < 0) {
 		errno = -r;
 		r = save_fail(err, errlen, path, "write");
@@ -430,7 +390,7 @@ int jwk_save(const struct jwk *k, int with_private, const char *path, char *err,
 	}
 	free(tmp);
 	tmp = NULL;
-	r = sync_parent(path);
+	r = fileio_fsync_parent(path);
 	if (r < 0)
 		r = errmsg_set(err, errlen, r,
 		               "wrote key file '%s' but cannot fsync its folder: %s", path,

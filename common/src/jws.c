@@ -31,31 +31,6 @@ void jws_release(struct jws *j)
 	jws_init(j);
 }
 
-/* More than max '{', '[' or ',' outside strings? Bounds the cJSON nodes the envelope can
- * make before cJSON makes them; the grammar itself is checked by json_parse_untrusted. */
-static int too_many_values(const char *s, size_t len, size_t max)
-{
-	size_t n = 0;
-	int in_string = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = 0;
-		} else if (c == '"') {
-			in_string = 1;
-		} else if (c == '{' || c == '[' || c == ',') {
-			if (++n > max)
-				return 1;
-		}
-	}
-	return 0;
-}
-
 /* The value of each base64url character, BAD (bits no value 0-63 has) for the others. */
 #define BAD_BITS 0xc0u
 #define BAD BAD_BITS
@@ -317,7 +292,7 @@ static int parse_envelope(const char *text, size_t len, cJSON **ret_env, const c
 	char msg[200], q[ERRMSG_QUOTE_SIZE];
 	int r;
 
-	if (too_many_values(text, len, JWS_VALUES_MAX))
+	if (json_too_many_values(text, len, JWS_VALUES_MAX))
 		return errmsg_set(err, errlen, -EBADMSG,
 		                  "envelope: more than %d arrays, objects and commas",
 		                  JWS_VALUES_MAX);

@@ -257,31 +257,6 @@ static int period_valid(const char *s)
 	                  (s[5] == '1' && s[6] >= '0' && s[6] <= '2'));
 }
 
-/* More than max '{', '[' or ',' outside strings? Bounds the cJSON nodes a payload can make
- * before cJSON makes them (as jws.c does for the envelope). */
-static int too_many_values(const char *s, size_t len, size_t max)
-{
-	size_t n = 0;
-	int in_string = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = 0;
-		} else if (c == '"') {
-			in_string = 1;
-		} else if (c == '{' || c == '[' || c == ',') {
-			if (++n > max)
-				return 1;
-		}
-	}
-	return 0;
-}
-
 static int compare_id(const void *a, const void *b)
 {
 	return strcmp(((const struct pending *)a)->id, ((const struct pending *)b)->id);
@@ -1233,8 +1208,8 @@ static int check_payload(struct ingest_batch *b, const struct ingest_source *src
 	size_t n;
 	int r;
 
-	if (too_many_values((const char *)b->jws.payload, b->jws.payload_len,
-	                    INGEST_BATCH_VALUES_MAX)) {
+	if (json_too_many_values((const char *)b->jws.payload, b->jws.payload_len,
+	                         INGEST_BATCH_VALUES_MAX)) {
 		snprintf(msg, sizeof(msg),
 		         "the batch holds more than %d JSON arrays, objects and commas",
 		         INGEST_BATCH_VALUES_MAX);

@@ -82,24 +82,6 @@ int spool_create(const struct agent *a)
 	return fsync_dir(a->dir);
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Writes len bytes as path (mode 0600), not durably: a syncfs makes it so. flags: O_EXCL or
  * O_TRUNC. No file is left behind on failure. */
 static int write_file(const char *path, const void *data, size_t len, int flags)
@@ -111,7 +93,7 @@ static int write_file(const char *path, const void *data, size_t len, int flags)
 		return -errno;
 	r = fchmod(fd, 0600) < 0 ? -errno : 0;
 	if (r == 0)
-		r = write_all(fd, data, len);
+		r = fileio_write_all(fd, data, len);
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	if (r < 0)

@@ -20,6 +20,9 @@ int fileio_read(const char *path, struct buf *out) WUR;
  * durably as described above. -errno on failure; no temporary file is left behind. */
 int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t mode) WUR;
 
+/* Writes all len bytes to fd, retrying short writes and EINTR. 0 or -errno. */
+int fileio_write_all(int fd, const void *data, size_t len) WUR;
+
 /* fsync of the folder holding path (a new or renamed entry is durable only after it). */
 int fileio_fsync_parent(const char *path) WUR;
 

@@ -27,6 +27,11 @@ struct cJSON;
 int json_parse_untrusted(const char *text, size_t len, int max_depth, struct cJSON **ret_json,
                          char *err, size_t errlen) WUR;
 
+/* 1 when text holds more than max '{', '[' or ',' outside strings, else 0: bounds the
+ * cJSON nodes a text can make, checked before cJSON makes them. The grammar itself is
+ * json_parse_untrusted()'s to check. */
+int json_too_many_values(const char *text, size_t len, size_t max);
+
 /* Checks a tree made elsewhere (by cJSON_Parse() or by hand) as json_parse_untrusted()
  * checks text: nesting within max_depth, UTF-8, member names present and unique, numbers
  * finite. Returns 0 or -EINVAL (err as for json_parse_untrusted()). */
