@@ -38,6 +38,7 @@
 #include "common/datetime.h"
 #include "common/errlist.h"
 #include "common/form.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/banned.h"
 
@@ -48,15 +49,20 @@
 #define FLUSH_SECONDS 60    /* at the end: how long the last returns may take */
 #define ERR_MAX 1024
 
+/* One action of a school's plan, read once before the run: the plan files are not parsed
+ * again for each return (that cost more than signing it). */
 struct action_meta {
 	int64_t at_ms;
 	int planned;
 	long corrects;
+	char *text; /* "form\0period\0data as compact JSON\0", freed once the return is queued */
 };
 
 /* One school during the run: only its worker touches it. */
 struct school_run {
 	char dir[PATH_MAX];
+	struct jwk key;                /* the school's private key, once loaded */
+	int keyed;
 	struct action_meta *actions;
 	size_t action_count;
 	char (*ids)[IDS_UUID_LEN + 1]; /* the id of each action once queued, else "" */
@@ -257,42 +263,52 @@ static int deliver(struct run_ctx *ctx, uint32_t school, const struct agent *a, 
 	return r;
 }
 
-/* The submitter of one school: the shared forms and calendar, its own key. */
-static int school_submitter(const struct run_ctx *ctx, const struct agent *a, struct submitter *ret)
+/* The submitter of one school: the shared forms and calendar, its own key (read from its
+ * folder on its first return, as the agent's submit does, then kept). */
+static int school_submitter(const struct run_ctx *ctx, struct school_run *sr,
+                            const struct agent *a, struct submitter *ret)
 {
 	char path[PATH_MAX], err[ERR_MAX];
-	int r;
+	int r = 0;
 
+	if (!sr->keyed) {
+		r = agent_path(a, path, sizeof(path), AGENT_KEY);
+		if (r == 0)
+			r = jwk_load(&sr->key, path, err, sizeof(err));
+		if (r == 0 &&
+		    (!sr->key.has_private || strcmp(sr->key.kid, a->cfg.school_id) != 0)) {
+			jwk_release(&sr->key);
+			r = -EINVAL;
+			snprintf(err, sizeof(err), "not the key of school %s", a->cfg.school_id);
+		}
+		if (r < 0) {
+			log_error("%s: %s", path, err);
+			return r;
+		}
+		sr->keyed = 1;
+	}
 	*ret = ctx->proto;
 	ret->agent = a;
-	memset(&ret->key, 0, sizeof(ret->key));
-	r = agent_path(a, path, sizeof(path), AGENT_KEY);
-	if (r == 0)
-		r = jwk_load(&ret->key, path, err, sizeof(err));
-	if (r == 0 && (!ret->key.has_private || strcmp(ret->key.kid, a->cfg.school_id) != 0))
-		r = -EINVAL,
-		snprintf(err, sizeof(err), "not the key of school %s", a->cfg.school_id);
-	if (r < 0)
-		log_error("%s: %s", path, err);
-	return r;
+	ret->key = sr->key;
+	return 0;
 }
 
 /* Checks, queues and sends action k of the school. */
 static int act(struct run_ctx *ctx, uint32_t school, size_t k)
 {
 	struct school_run *sr = &ctx->schools[school];
-	struct plan_action *actions = NULL;
+	struct action_meta *am = &sr->actions[k];
+	const char *form = am->text, *period = form + strlen(form) + 1;
+	const char *data_text = period + strlen(period) + 1;
 	struct submitter sub = {0};
-	char path[PATH_MAX], err[ERR_MAX];
-	const struct plan_action *pa;
 	const char *supersedes = NULL;
+	char err[ERR_MAX];
 	const struct form *f;
 	struct errlist errs;
 	struct agent agent;
 	struct buf out;
-	cJSON *doc = NULL;
-	size_t count;
-	int r, opened = 0, keyed = 0;
+	cJSON *data = NULL;
+	int r, opened = 0;
 
 	errlist_init(&errs);
 	buf_init(&out, 64 * 1024);
@@ -302,47 +318,39 @@ static int act(struct run_ctx *ctx, uint32_t school, size_t k)
 		log_error("%s", err);
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/plans/%s.json", ctx->dir, agent.cfg.school_id);
-	r = plan_load(path, &doc, &actions, &count, err, sizeof(err));
+	r = json_parse_untrusted(data_text, strlen(data_text), JSON_MAX_DEPTH, &data, err,
+	                         sizeof(err));
 	if (r < 0) {
-		log_error("%s", err);
+		log_error("school %s: plan action %zu: %s", agent.cfg.school_id, k, err);
 		goto out;
 	}
-	if (count != sr->action_count) {
-		log_error("'%s' changed during the run", path);
-		r = -EINVAL;
-		goto out;
-	}
-	pa = &actions[k];
-	f = submitter_form(&ctx->proto, pa->form, err, sizeof(err));
-	r = f ? school_submitter(ctx, &agent, &sub) : -EINVAL;
-	keyed = r == 0;
+	f = submitter_form(&ctx->proto, form, err, sizeof(err));
+	r = f ? school_submitter(ctx, sr, &agent, &sub) : -EINVAL;
 	if (!f)
 		log_error("school %s: %s", agent.cfg.school_id, err);
 	if (r < 0)
 		goto out;
-	if (pa->corrects >= 0) {
-		supersedes = sr->ids[pa->corrects];
+	if (am->corrects >= 0) {
+		supersedes = sr->ids[am->corrects];
 		if (!supersedes[0]) {
 			log_error(
 			        "school %s: action %zu corrects action %ld, which was never queued",
-			        agent.cfg.school_id, k, pa->corrects);
+			        agent.cfg.school_id, k, am->corrects);
 			r = -EPROTO;
 			goto out;
 		}
 	}
-	r = submitter_check(&sub, f, pa->period, pa->data, &errs);
+	r = submitter_check(&sub, f, period, data, &errs);
 	if (r != 0 || errs.warnings) {
 		if (errlist_format(&errs, "  ", &out) < 0 || !out.data)
 			out.len = 0;
 		log_error("school %s: plan action %zu (%s %s) fails the agent's checks%s\n%s",
-		          agent.cfg.school_id, k, pa->form, pa->period,
-		          r < 0 ? ": checking failed" : "", out.data ? out.data : "");
+		          agent.cfg.school_id, k, form, period, r < 0 ? ": checking failed" : "",
+		          out.data ? out.data : "");
 		r = -EPROTO;
 		goto out;
 	}
-	r = submitter_queue(&sub, f, pa->period, supersedes, pa->data, sr->ids[k], err,
-	                    sizeof(err));
+	r = submitter_queue(&sub, f, period, supersedes, data, sr->ids[k], err, sizeof(err));
 	if (r < 0) {
 		log_error("school %s: cannot queue plan action %zu: %s", agent.cfg.school_id, k,
 		          err);
@@ -351,17 +359,16 @@ static int act(struct run_ctx *ctx, uint32_t school, size_t k)
 	sr->pending++;
 	pthread_mutex_lock(&ctx->lock);
 	ctx->queued++;
-	if (strcmp(pa->form, "incident") == 0 && pa->corrects < 0)
+	if (strcmp(form, "incident") == 0 && am->corrects < 0)
 		ctx->incidents++;
 	pthread_mutex_unlock(&ctx->lock);
+	free(am->text); /* queued: its plan text is no longer needed */
+	am->text = NULL;
 	r = deliver(ctx, school, &agent, PASSES_PER_ACTION);
 out:
-	if (keyed)
-		jwk_release(&sub.key);
 	if (opened)
 		agent_release(&agent);
-	free(actions);
-	cJSON_Delete(doc);
+	cJSON_Delete(data);
 	errlist_release(&errs);
 	buf_release(&out);
 	return r;
@@ -427,6 +434,29 @@ static int cmp_scheduled(const void *a, const void *b)
 	return x->action < y->action ? -1 : x->action > y->action;
 }
 
+/* *ret: "form\0period\0data\0" of a (data as compact JSON) in one allocation. */
+static int action_text(const struct plan_action *a, char **ret)
+{
+	char *data = cJSON_PrintUnformatted(a->data);
+	size_t nf = strlen(a->form) + 1, np = strlen(a->period) + 1, nd;
+	char *text;
+
+	if (!data)
+		return -ENOMEM;
+	nd = strlen(data) + 1;
+	text = malloc(nf + np + nd);
+	if (text) {
+		memcpy(text, a->form, nf);
+		memcpy(text + nf, a->period, np);
+		memcpy(text + nf + np, data, nd);
+	}
+	cJSON_free(data);
+	if (!text)
+		return -ENOMEM;
+	*ret = text;
+	return 0;
+}
+
 /* Reads every school's plan into ctx->schools and deals the actions to the workers. */
 static int schedule(struct run_ctx *ctx, struct worker *workers, size_t nworkers)
 {
@@ -460,9 +490,13 @@ static int schedule(struct run_ctx *ctx, struct worker *workers, size_t nworkers
 			r = -ENOMEM;
 		for (size_t k = 0; r == 0 && k < n; k++) {
 			sr->actions[k] = (struct action_meta){actions[k].at_ms, actions[k].on_time,
-			                                      actions[k].corrects};
-			w->items[w->count++] =
-			        (struct scheduled){actions[k].at_ms, (uint32_t)i, (uint32_t)k};
+			                                      actions[k].corrects, NULL};
+			r = action_text(&actions[k], &sr->actions[k].text);
+			if (r < 0)
+				log_error("'%s': cannot keep action %zu: %s", path, k, strerror(-r));
+			else
+				w->items[w->count++] = (struct scheduled){actions[k].at_ms,
+				                                          (uint32_t)i, (uint32_t)k};
 		}
 		free(actions);
 		cJSON_Delete(doc);
@@ -646,6 +680,10 @@ static int run(const struct run_args *a, const struct region *g, const char *spe
 	curl_global_cleanup();
 out:
 	for (size_t i = 0; ctx.schools && i < g->school_count; i++) {
+		for (size_t k = 0; ctx.schools[i].actions && k < ctx.schools[i].action_count; k++)
+			free(ctx.schools[i].actions[k].text);
+		if (ctx.schools[i].keyed)
+			jwk_release(&ctx.schools[i].key);
 		free(ctx.schools[i].actions);
 		free(ctx.schools[i].ids);
 		free(ctx.schools[i].confirmed);
