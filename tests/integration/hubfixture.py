@@ -13,21 +13,18 @@ C JOSE code: keys and signatures come from jwcrypto, receipts are verified with 
 
 import gzip
 import hashlib
-import http.client
 import json
 import os
-import signal
-import socket
 import sqlite3
-import ssl
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from jwcrypto import jwk, jws
 from jwcrypto.common import json_encode
+
+from servicefixture import Response, Service, free_port  # noqa: F401 (re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BINARY = Path(os.environ.get("COUNTY_HUB", ROOT / "county-hub" / "county-hub"))
@@ -36,12 +33,6 @@ DATA = ROOT / "tests" / "data"
 COUNTY_ID = "654201"
 SCHOOL_ID = "2165000123"
 DEFAULT_CLOCK = "2024-06-10T10:00:00+08:00"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def school_key(kid=SCHOOL_ID):
@@ -89,30 +80,17 @@ def payload_bytes(p):
     return json.dumps(p, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = {k.lower(): v for k, v in headers}
-        self.body = body
+class Hub(Service):
+    name = "county-hub"
 
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self):
-        return f"<Response {self.status} {self.body[:300]!r}>"
-
-
-class Hub:
     def __init__(self, folder, county_id=COUNTY_ID, clock=DEFAULT_CLOCK):
         assert BINARY.exists(), f"{BINARY} is missing: run make first"
-        self.dir = Path(folder)
+        folder = Path(folder)
+        super().__init__(folder.parent / (folder.name + ".log"))
+        self.dir = folder
         self.county_id = county_id
         self.clock = clock
-        self.port = None
-        self.proc = None
-        self.log_path = self.dir.parent / (self.dir.name + ".log")
         self.keys = {}
-        self.tls = None  # while serving HTTPS: an object with .cert, .key, .cacert paths
 
     # commands -----------------------------------------------------------------------
     def run(self, *args, check=True, clock=None):
@@ -157,71 +135,13 @@ class Hub:
         if config:
             self.write_config(**config)
         self.port = free_port()
-        self.tls = tls
-        env = dict(os.environ, RETURNS_CLOCK=clock or self.clock)
-        self.log = open(self.log_path, "ab")
-        args = [str(BINARY), "serve", "--dir", str(self.dir), "--schemas-dir", str(SCHEMAS),
+        args = [BINARY, "serve", "--dir", self.dir, "--schemas-dir", SCHEMAS,
                 "--listen", f"127.0.0.1:{self.port}"]
         if tls:
-            args += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=env)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"hub exited: {self.log_text()}"
-            try:
-                if self.get("/healthz").status == 200:
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"hub did not start: {self.log_text()}")
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if not self.proc:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-            self.log.close()
-        return code
-
-    def kill9(self):
-        return self.stop(signal.SIGKILL)
-
-    def log_text(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+            args += ["--tls-cert", tls.cert, "--tls-key", tls.key]
+        return self.launch(args, dict(os.environ, RETURNS_CLOCK=clock or self.clock), tls)
 
     # HTTP ---------------------------------------------------------------------------
-    def url(self):
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
-
-    def connection(self, timeout=30):
-        if self.tls:
-            context = ssl.create_default_context(cafile=str(self.tls.cacert))
-            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
-                                               context=context)
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-
-    def request(self, method, path, body=None, headers=None, timeout=30):
-        conn = self.connection(timeout)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            return Response(r.status, r.getheaders(), r.read())
-        finally:
-            conn.close()
-
-    def get(self, path):
-        return self.request("GET", path)
-
     def post_raw(self, body, content_type="application/jose+json", encoding="gzip",
                  headers=None):
         h = {}
@@ -256,13 +176,6 @@ class Hub:
         """(submission rows, outbox rows of kind submission)."""
         return (self.query("SELECT count(*) FROM submissions")[0][0],
                 self.query("SELECT count(*) FROM outbox WHERE kind = 'submission'")[0][0])
-
-    def metric(self, name):
-        text = self.get("/metrics").body.decode()
-        for line in text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[-1])
-        raise KeyError(name)
 
 
 def verify_receipt(hub, body, payload):

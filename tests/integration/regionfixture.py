@@ -8,13 +8,9 @@ independent JOSE implementation), and to ask the inspection API.
 """
 
 import gzip
-import http.client
 import json
 import os
-import signal
-import ssl
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlencode
@@ -22,18 +18,13 @@ from urllib.parse import urlencode
 from jwcrypto import jws
 from jwcrypto.common import json_encode
 
+from servicefixture import Response, Service, free_port  # noqa: F401 (re-exported)
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 REGION = Path(os.environ.get("REGION_SERVER", ROOT / "region-server" / "region-server"))
 REGION_QUERY = Path(os.environ.get("REGION_QUERY", ROOT / "region-server" / "region-query"))
 SCHEMAS = ROOT / "schemas"
 DEFAULT_CLOCK = "2024-12-01T10:00:00+08:00"
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def canonical(obj):
@@ -58,29 +49,18 @@ def county_batch(key, county_id, items, batch_id=None, sent_at="2024-12-01T10:00
     return gzip.compress(county_sign(key, county_id, payload).encode()), payload["batch_id"]
 
 
-class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = {k.lower(): v for k, v in headers}
-        self.body = body
+class Region(Service):
+    name = "region-server"
+    stop_seconds = 30
+    request_seconds = 60
 
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self):
-        return f"<Response {self.status} {self.body[:400]!r}>"
-
-
-class Region:
     def __init__(self, pg_server, dbname, folder):
         assert REGION.exists(), f"{REGION} is missing: run make first"
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        super().__init__(folder / "region.log")
         self.dsn = pg_server.new_database(dbname)
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.port = None
-        self.proc = None
-        self.log_path = self.folder / "region.log"
-        self.tls = None  # while serving HTTPS: an object with .cert, .key, .cacert paths
+        self.folder = folder
 
     # commands ---------------------------------------------------------------------------
     def run(self, *args, check=0, env=None):
@@ -113,64 +93,12 @@ class Region:
         """tls (an object with .cert, .key and .cacert paths): serve HTTPS with that
         certificate and key, and talk to it trusting that CA."""
         self.port = free_port()
-        self.tls = tls
-        env = dict(os.environ, RETURNS_CLOCK=clock)
-        self.log = open(self.log_path, "ab")
-        tls_args = ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)] if tls else []
-        self.proc = subprocess.Popen(
-            [str(REGION), "serve", "--db", self.dsn, "--listen", f"127.0.0.1:{self.port}",
-             "--schemas-dir", str(SCHEMAS), *tls_args, *map(str, extra)],
-            stdout=self.log, stderr=self.log, env=env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"region-server exited: {self.log_text()}"
-            try:
-                if self.request("GET", "/healthz").status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"region-server did not start: {self.log_text()}")
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if not self.proc:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-            self.log.close()
-        return code
-
-    def log_text(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def url(self):
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        tls_args = ["--tls-cert", tls.cert, "--tls-key", tls.key] if tls else []
+        return self.launch([REGION, "serve", "--db", self.dsn, "--listen",
+                            f"127.0.0.1:{self.port}", "--schemas-dir", SCHEMAS, *tls_args,
+                            *extra], dict(os.environ, RETURNS_CLOCK=clock), tls)
 
     # HTTP -------------------------------------------------------------------------------
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        if self.tls:
-            context = ssl.create_default_context(cafile=str(self.tls.cacert))
-            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
-                                               context=context)
-        else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            return Response(r.status, r.getheaders(), r.read())
-        finally:
-            conn.close()
-
     def ingest(self, body, content_type="application/jose+json", encoding="gzip"):
         headers = {}
         if content_type:
@@ -186,12 +114,6 @@ class Region:
         query = urlencode({k: v for k, v in params.items() if v is not None})
         return self.request("GET", f"/v1/inspections/{name}" + (f"?{query}" if query else ""),
                             headers=h)
-
-    def metric(self, name):
-        for line in self.request("GET", "/metrics").body.decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[-1])
-        raise KeyError(name)
 
 
 def inspect_json(region, name, token, **params):
