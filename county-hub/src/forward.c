@@ -39,6 +39,7 @@ enum item_state {
 	ITEM_COMPUTE, /* a roll-up queued without a body */
 	ITEM_SKIP,    /* cannot be sent: marked done with note */
 	ITEM_GONE,    /* a roll-up replaced by a newer one meanwhile: not sent, not marked */
+	ITEM_HELD,    /* a roll-up sent too recently (rollup_interval_ms): left for later */
 };
 
 struct item {
@@ -59,6 +60,12 @@ struct batch {
 	size_t count, limit;
 };
 
+/* When the roll-up of one (form, period) was last computed to be sent (monotonic ms). */
+struct rollup_sent {
+	char ref[STORE_REF_MAX];
+	int64_t at_ms;
+};
+
 struct forwarder {
 	struct forward_options o;
 	struct metrics *metrics;
@@ -67,7 +74,9 @@ struct forwarder {
 	struct curl_slist *headers;
 	char *url;
 	struct gzip_compressor gz;
-	size_t batch_limit; /* batch_max, halved by each 413 */
+	size_t batch_limit;       /* batch_max, halved by each 413 */
+	struct rollup_sent *sent; /* one per roll-up ref sent since the start */
+	size_t sent_count, sent_alloc;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -183,6 +192,52 @@ static int collect(void *data, const struct store_outbox_row *row)
 	return 0;
 }
 
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct rollup_sent *rollup_sent_find(struct forwarder *f, const char *ref)
+{
+	for (size_t i = 0; i < f->sent_count; i++)
+		if (strcmp(f->sent[i].ref, ref) == 0)
+			return &f->sent[i];
+	return NULL;
+}
+
+/* 1 when the roll-up ref was computed to be sent less than rollup_interval_ms ago. */
+static int rollup_held(struct forwarder *f, const char *ref, int64_t now_ms)
+{
+	const struct rollup_sent *s = rollup_sent_find(f, ref);
+
+	return s && now_ms - s->at_ms < f->o.rollup_interval_ms;
+}
+
+/* Records that the roll-up ref goes out now. Best effort: without memory it is not held
+ * next time, which costs only a roll-up computed sooner. */
+static void rollup_note_sent(struct forwarder *f, const char *ref, int64_t now_ms)
+{
+	struct rollup_sent *s = rollup_sent_find(f, ref);
+
+	if (!s && f->sent_count == f->sent_alloc) {
+		size_t n = f->sent_alloc ? f->sent_alloc * 2 : 16;
+		struct rollup_sent *grown = realloc(f->sent, n * sizeof(*grown));
+
+		if (!grown)
+			return;
+		f->sent = grown;
+		f->sent_alloc = n;
+	}
+	if (!s) {
+		s = &f->sent[f->sent_count++];
+		snprintf(s->ref, sizeof(s->ref), "%s", ref);
+	}
+	s->at_ms = now_ms;
+}
+
 /* Computes the figures of a roll-up queued without a body, in the read snapshot. 0, 1
  * when it cannot ever be computed (the item is then skipped), or a store error. */
 static int compute_rollup(struct forwarder *f, struct item *it)
@@ -275,7 +330,7 @@ static void check_size(struct item *it)
  * 0), or -EBUSY or another store error. */
 static int prepare(struct forwarder *f, struct batch *b)
 {
-	int64_t now_ms;
+	int64_t now_ms, mono_ms = monotonic_ms();
 	size_t total = 0, keep;
 	int any = 0, write = 0, r;
 
@@ -299,6 +354,8 @@ static int prepare(struct forwarder *f, struct batch *b)
 	for (size_t i = 0; r == 0 && i < b->count; i++) {
 		struct item *it = &b->items[i];
 
+		if (it->state == ITEM_COMPUTE && rollup_held(f, it->ref, mono_ms))
+			it->state = ITEM_HELD;
 		if (it->state == ITEM_COMPUTE)
 			r = compute_rollup(f, it);
 		check_size(it);
@@ -316,6 +373,8 @@ static int prepare(struct forwarder *f, struct batch *b)
 			if (it->state == ITEM_COMPUTE) {
 				r = sign_rollup(f, it, now_ms);
 				check_size(it);
+				if (r == 0 && it->state == ITEM_SEND)
+					rollup_note_sent(f, it->ref, mono_ms);
 			}
 			if (r == 0 && it->state == ITEM_SKIP) {
 				log_error("outbox row %lld (%s \"%s\") %s", it->id, it->kind,
@@ -551,13 +610,20 @@ static void mark_done(struct forwarder *f, const struct batch *b, const int *sta
 		                  store_errmsg(f->store));
 }
 
-/* Counts a failed attempt on the batch's rows (best effort: a busy store skips it). */
+/* Counts a failed attempt on the rows from the batch's first to its last item sent (best
+ * effort: a busy store skips it). */
 static void note_failure(struct forwarder *f, const struct batch *b, const char *error)
 {
-	if (b->count == 0 || store_begin(f->store) < 0)
+	long long first = -1, last = -1;
+
+	for (size_t i = 0; i < b->count; i++)
+		if (b->items[i].state == ITEM_SEND) {
+			first = first < 0 ? b->items[i].id : first;
+			last = b->items[i].id;
+		}
+	if (first < 0 || store_begin(f->store) < 0)
 		return;
-	if (store_outbox_failed(f->store, b->items[0].id, b->items[b->count - 1].id, error) < 0 ||
-	    store_commit(f->store) < 0)
+	if (store_outbox_failed(f->store, first, last, error) < 0 || store_commit(f->store) < 0)
 		store_rollback(f->store);
 }
 
@@ -587,7 +653,10 @@ static int forward_round(struct forwarder *f, char *err, size_t errlen)
 	for (size_t i = 0; i < b.count; i++)
 		n += b.items[i].state == ITEM_SEND;
 	if (n == 0) {
-		r = b.count > 0; /* skipped rows only: look again at once */
+		/* rows skipped or replaced: look again at once; roll-ups held only: idle */
+		r = 0;
+		for (size_t i = 0; i < b.count; i++)
+			r |= b.items[i].state == ITEM_SKIP || b.items[i].state == ITEM_GONE;
 		goto out;
 	}
 	r = ids_uuid7(f->o.clock, batch_id);
@@ -774,6 +843,7 @@ static void forwarder_free(struct forwarder *f)
 	free(f->url);
 	gzip_compressor_release(&f->gz);
 	store_close(f->store);
+	free(f->sent);
 	free(f);
 }
 

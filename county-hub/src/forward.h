@@ -19,6 +19,15 @@
  * exceeds FORWARD_PAYLOAD_MAX (an upload of several MiB) could never be sent: it is
  * marked done unsent, logged and counted with the rejected ones. Uploads never wait
  * for the region: the hub keeps accepting whatever the forwarder is doing.
+ * Roll-ups are paced: the roll-up of a (form, period) is computed and sent at most once
+ * per rollup_interval_ms (real time, counted from when the last one was computed). One
+ * that comes sooner is held: its row stays pending while the rows behind it go ahead
+ * (none of them changes its form and period: such a change would have moved the roll-up
+ * behind itself), and it goes out in the first round after the interval, with the
+ * figures of that moment. Returns are never held. Each roll-up lists every current
+ * return of its (form, period), so without pacing a busy county (a thousand schools at a
+ * deadline) would recompute and send that whole list with every batch: measured, that
+ * was 90% of a hub's CPU and as much again at the region.
  * Resending is harmless: the region stores each item once (submission_id, roster version,
  * roll-up computed_at). */
 #ifndef COUNTY_HUB_FORWARD_H
@@ -54,8 +63,9 @@ struct forward_options {
 	int offset_min;                  /* of the times written */
 	size_t batch_max;                /* 1..FORWARD_ITEMS_MAX */
 	int64_t backoff_base_ms, backoff_max_ms;
-	int64_t poll_ms; /* idle: look for rows other processes queued this often */
-	long timeout_s;  /* one whole request */
+	int64_t poll_ms;            /* idle: look for rows other processes queued this often */
+	int64_t rollup_interval_ms; /* a (form, period)'s roll-up at most this often; 0: always */
+	long timeout_s;             /* one whole request */
 };
 
 /* Opens the connection and starts the thread (call curl_global_init first). err says what

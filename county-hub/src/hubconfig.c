@@ -45,6 +45,7 @@ int hub_config_init(struct hub_config *c)
 	c->forward_backoff_base_ms = 1000;
 	c->forward_backoff_max_ms = 300000;
 	c->forward_poll_ms = 1000;
+	c->rollup_interval_ms = 60000;
 	c->forward_timeout = 60;
 	if (!c->dir || !c->listen || !c->log_level) {
 		hub_config_release(c);
@@ -148,6 +149,9 @@ void hub_options_file(struct hub_config *c, struct config_option *table, size_t 
 	         "longest wait between retries to the region", "MS", 1, 86400000},
 	        {"forward_poll_ms", CONFIG_INTEGER, &c->forward_poll_ms,
 	         "look for new outbox rows this often when idle", "MS", 10, 600000},
+	        {"rollup_interval_ms", CONFIG_INTEGER, &c->rollup_interval_ms,
+	         "send the roll-up of one form and period at most this often (0: each change)",
+	         "MS", 0, 86400000},
 	        {"forward_timeout", CONFIG_INTEGER, &c->forward_timeout,
 	         "seconds for one request to the region", "S", 1, 3600},
 	        {NULL, 0, NULL, NULL, NULL, 0, 0},

@@ -698,6 +698,7 @@ static int start_forwarder(struct server *srv)
 	        .backoff_base_ms = cfg->forward_backoff_base_ms,
 	        .backoff_max_ms = cfg->forward_backoff_max_ms,
 	        .poll_ms = cfg->forward_poll_ms,
+	        .rollup_interval_ms = cfg->rollup_interval_ms,
 	        .timeout_s = (long)cfg->forward_timeout,
 	};
 	r = forward_start(&fo, &srv->metrics, &srv->forwarder, err, sizeof(err));

@@ -23,7 +23,9 @@ from hubfixture import (COUNTY_ID, SCHOOL_ID, free_port, hub, independent_rollup
                         payload_bytes, submission)
 
 OTHER = "2165000124"
-FAST = dict(forward_backoff_base_ms=100, forward_backoff_max_ms=400, forward_poll_ms=100)
+# every change's roll-up sent at once (rollup_interval_ms=0): pacing has its own test
+FAST = dict(forward_backoff_base_ms=100, forward_backoff_max_ms=400, forward_poll_ms=100,
+            rollup_interval_ms=0)
 
 
 class Region:
@@ -38,6 +40,7 @@ class Region:
         self.submissions = {}     # submission_id -> payload
         self.arrived = set()      # submission_ids that came, stored or not
         self.rollups = {}         # (form, period, computed_at) -> payload
+        self.rollup_times = []    # monotonic time each new roll-up was stored
         self.requests = []        # (monotonic time, HTTP status answered)
         self.problems = []        # anything that did not verify
         self.duplicates = 0
@@ -153,6 +156,7 @@ class Region:
                     self.duplicates += 1
                     return {"index": index, "status": "duplicate"}
                 self.rollups[key] = rollup
+                self.rollup_times.append(time.monotonic())
                 self.stream.append(("rollup", rollup))
             else:
                 raise AssertionError(f"unknown kind {kind}")
@@ -202,6 +206,40 @@ def outbox_empty(hub):
 def hub_order(hub):
     return [r[0] for r in hub.query("SELECT ref FROM outbox WHERE kind = 'submission'"
                                     " ORDER BY id")]
+
+
+def test_rollups_are_paced_returns_are_not(hub, region):
+    """A second change within rollup_interval_ms: its return goes at once, the roll-up of
+    its form and period waits for the interval and then carries both returns."""
+    interval = 8.0
+    region.start()
+    hub.start(region_url=region.url(), **dict(FAST, rollup_interval_ms=int(interval * 1000)))
+    first = incident_of(3)
+    assert hub.post(first).status == 201
+    wait_for(lambda: region.latest_rollup("incident", "2024-06") is not None,
+             what="the first roll-up")
+    second = incident_of(4)
+    assert hub.post(second).status == 201
+    wait_for(lambda: second["submission_id"] in region.submission_ids(),
+             what="the second return")
+    # the return went ahead of the held roll-up, which still waits in the outbox
+    assert len(region.rollups) == 1
+    assert hub.query("SELECT count(*) FROM outbox WHERE kind = 'rollup' AND done_ms IS NULL"
+                     )[0][0] == 1
+    wait_for(lambda: len(region.rollups) == 2, timeout=interval + 20,
+             what="the held roll-up")
+    latest = region.latest_rollup("incident", "2024-06")
+    assert {s["submission_id"] for s in latest["submissions"]} == {
+        first["submission_id"], second["submission_id"]}
+    # held for the interval, counted from when the first was computed (a little before
+    # the region stored it)
+    assert region.rollup_times[1] - region.rollup_times[0] >= interval - 1.0
+    # approval is not held: the final roll-up goes at once, well within the interval
+    hub.cmd("approve", "--form", "incident", "--period", "2024-06")
+    wait_for(lambda: region.latest_rollup("incident", "2024-06")["status"] == "final",
+             timeout=interval / 2, what="the final roll-up")
+    wait_for(lambda: outbox_empty(hub), what="the outbox to drain")
+    assert region.problems == [] and region.duplicates == 0
 
 
 def test_everything_arrives_verified_and_in_order(hub, region):

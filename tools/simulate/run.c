@@ -61,7 +61,7 @@ struct action_meta {
 /* One school during the run: only its worker touches it. */
 struct school_run {
 	char dir[PATH_MAX];
-	struct jwk key;                /* the school's private key, once loaded */
+	struct jwk key; /* the school's private key, once loaded */
 	int keyed;
 	struct action_meta *actions;
 	size_t action_count;
@@ -265,8 +265,8 @@ static int deliver(struct run_ctx *ctx, uint32_t school, const struct agent *a, 
 
 /* The submitter of one school: the shared forms and calendar, its own key (read from its
  * folder on its first return, as the agent's submit does, then kept). */
-static int school_submitter(const struct run_ctx *ctx, struct school_run *sr,
-                            const struct agent *a, struct submitter *ret)
+static int school_submitter(const struct run_ctx *ctx, struct school_run *sr, const struct agent *a,
+                            struct submitter *ret)
 {
 	char path[PATH_MAX], err[ERR_MAX];
 	int r = 0;
@@ -493,7 +493,8 @@ static int schedule(struct run_ctx *ctx, struct worker *workers, size_t nworkers
 			                                      actions[k].corrects, NULL};
 			r = action_text(&actions[k], &sr->actions[k].text);
 			if (r < 0)
-				log_error("'%s': cannot keep action %zu: %s", path, k, strerror(-r));
+				log_error("'%s': cannot keep action %zu: %s", path, k,
+				          strerror(-r));
 			else
 				w->items[w->count++] = (struct scheduled){actions[k].at_ms,
 				                                          (uint32_t)i, (uint32_t)k};
