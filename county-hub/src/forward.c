@@ -758,6 +758,9 @@ static void *forward_main(void *data)
 			break;
 		if (r > 0) {
 			failures = 0;
+			/* a batch not full: let the next one gather for linger_ms */
+			if ((size_t)r < f->batch_limit && f->o.linger_ms > 0)
+				pause_for(f, f->o.linger_ms, 0);
 			continue;
 		}
 		if (r == 0) {

@@ -19,6 +19,10 @@
  * exceeds FORWARD_PAYLOAD_MAX (an upload of several MiB) could never be sent: it is
  * marked done unsent, logged and counted with the rejected ones. Uploads never wait
  * for the region: the hub keeps accepting whatever the forwarder is doing.
+ * After a batch that was not full the forwarder waits linger_ms before the next round, so
+ * that a busy county sends a few larger batches a second rather than many small ones:
+ * the region's work per batch (the county signature, the roster, a transaction and its
+ * flush) is then shared by more returns, at the cost of that much latency.
  * Roll-ups are paced: the roll-up of a (form, period) is computed and sent at most once
  * per rollup_interval_ms (real time, counted from when the last one was computed). One
  * that comes sooner is held: its row stays pending while the rows behind it go ahead
@@ -65,7 +69,8 @@ struct forward_options {
 	int64_t backoff_base_ms, backoff_max_ms;
 	int64_t poll_ms;            /* idle: look for rows other processes queued this often */
 	int64_t rollup_interval_ms; /* a (form, period)'s roll-up at most this often; 0: always */
-	long timeout_s;             /* one whole request */
+	int64_t linger_ms; /* after a batch that was not full, wait this long before the next */
+	long timeout_s;    /* one whole request */
 };
 
 /* Opens the connection and starts the thread (call curl_global_init first). err says what

@@ -55,6 +55,7 @@ struct hub_config {
 	long long forward_backoff_max_ms;  /* retries never wait longer */
 	long long forward_poll_ms;         /* idle: look for new outbox rows this often */
 	long long rollup_interval_ms;      /* one (form, period)'s roll-up at most this often */
+	long long forward_linger_ms;       /* after a batch not full, wait this long */
 	long long forward_timeout;         /* s for one request to the region */
 };
 

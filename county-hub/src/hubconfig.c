@@ -46,6 +46,7 @@ int hub_config_init(struct hub_config *c)
 	c->forward_backoff_max_ms = 300000;
 	c->forward_poll_ms = 1000;
 	c->rollup_interval_ms = 60000;
+	c->forward_linger_ms = 250;
 	c->forward_timeout = 60;
 	if (!c->dir || !c->listen || !c->log_level) {
 		hub_config_release(c);
@@ -149,6 +150,8 @@ void hub_options_file(struct hub_config *c, struct config_option *table, size_t 
 	         "longest wait between retries to the region", "MS", 1, 86400000},
 	        {"forward_poll_ms", CONFIG_INTEGER, &c->forward_poll_ms,
 	         "look for new outbox rows this often when idle", "MS", 10, 600000},
+	        {"forward_linger_ms", CONFIG_INTEGER, &c->forward_linger_ms,
+	         "after a batch that was not full, wait this long before the next", "MS", 0, 60000},
 	        {"rollup_interval_ms", CONFIG_INTEGER, &c->rollup_interval_ms,
 	         "send the roll-up of one form and period at most this often (0: each change)",
 	         "MS", 0, 86400000},

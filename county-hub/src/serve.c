@@ -699,6 +699,7 @@ static int start_forwarder(struct server *srv)
 	        .backoff_max_ms = cfg->forward_backoff_max_ms,
 	        .poll_ms = cfg->forward_poll_ms,
 	        .rollup_interval_ms = cfg->rollup_interval_ms,
+	        .linger_ms = cfg->forward_linger_ms,
 	        .timeout_s = (long)cfg->forward_timeout,
 	};
 	r = forward_start(&fo, &srv->metrics, &srv->forwarder, err, sizeof(err));

@@ -23,9 +23,10 @@ from hubfixture import (COUNTY_ID, SCHOOL_ID, free_port, hub, independent_rollup
                         payload_bytes, submission)
 
 OTHER = "2165000124"
-# every change's roll-up sent at once (rollup_interval_ms=0): pacing has its own test
+# every change's roll-up sent at once (rollup_interval_ms=0), no lingering between batches
+# (forward_linger_ms=0): each has its own test
 FAST = dict(forward_backoff_base_ms=100, forward_backoff_max_ms=400, forward_poll_ms=100,
-            rollup_interval_ms=0)
+            rollup_interval_ms=0, forward_linger_ms=0)
 
 
 class Region:
@@ -206,6 +207,23 @@ def outbox_empty(hub):
 def hub_order(hub):
     return [r[0] for r in hub.query("SELECT ref FROM outbox WHERE kind = 'submission'"
                                     " ORDER BY id")]
+
+
+def test_after_a_batch_not_full_the_next_one_gathers(hub, region):
+    """forward_linger_ms: returns uploaded while the forwarder lingers after a small batch
+    leave together, in one batch, rather than one batch each."""
+    region.start()
+    hub.start(region_url=region.url(), **dict(FAST, forward_linger_ms=3000))
+    assert hub.post(incident_of(1)).status == 201
+    wait_for(lambda: outbox_empty(hub), what="the first return")
+    before = len(region.requests)
+    later = [incident_of(2 + i) for i in range(5)]
+    for p in later:
+        assert hub.post(p).status == 201
+    wait_for(lambda: outbox_empty(hub), what="the five returns")
+    assert len(region.requests) == before + 1
+    assert set(region.submission_ids()[-5:]) == {p["submission_id"] for p in later}
+    assert region.problems == [] and region.duplicates == 0
 
 
 def test_rollups_are_paced_returns_are_not(hub, region):

@@ -962,7 +962,8 @@ def test_a_real_hub_forwards_to_the_region(pg_server, tmp_path):
     region.start(clock=hub.clock)
     try:
         hub.start(region_url=region.url(), forward_backoff_base_ms=100,
-                  forward_backoff_max_ms=400, forward_poll_ms=100, rollup_interval_ms=0)
+                  forward_backoff_max_ms=400, forward_poll_ms=100, rollup_interval_ms=0,
+                  forward_linger_ms=0)
         sent = []
         for i in range(8):
             p = submission("incident", period="2024-06",
