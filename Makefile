@@ -147,17 +147,18 @@ integration: all
 	@$(run_integration)
 
 # libFuzzer targets (clang); each runs FUZZ_SECONDS seconds from its seed corpus. A target
-# may call region-server's code (its headers are on the path): every region-server object
-# but main.o, built with the fuzz flags, is in build/fuzz/libregion.a, linked before
-# libcommon.a, as tools/simulate links the school-agent's objects; a target pulls in only
-# the objects it uses.
+# may call region-server's and school-agent's code (their headers are on the path, the
+# region's first): every object of each but main.o, built with the fuzz flags, is in
+# build/fuzz/libregion.a and libagent.a, linked before libcommon.a, as tools/simulate
+# links the school-agent's objects; a target pulls in only the objects it uses.
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer-no-link,address,undefined \
 	-fno-sanitize-recover=all -Icommon/include $(PKG_CFLAGS)
 FUZZ_COMMON_OBJ := $(COMMON_SRC:%.c=build/fuzz/%.o)
 FUZZ_REGION_OBJ := $(patsubst %.c,build/fuzz/%.o,$(filter-out region-server/src/main.c,$(wildcard region-server/src/*.c)))
-build/fuzz/fuzz/%.o: FUZZ_CFLAGS += -Iregion-server/src
+FUZZ_AGENT_OBJ := $(patsubst %.c,build/fuzz/%.o,$(filter-out school-agent/src/main.c,$(wildcard school-agent/src/*.c)))
+build/fuzz/fuzz/%.o: FUZZ_CFLAGS += -Iregion-server/src -Ischool-agent/src
 build/fuzz/%.o: %.c
 	@mkdir -p $(@D)
 	@echo "  CC-FUZZ $<"
@@ -166,7 +167,10 @@ build/fuzz/libcommon.a: $(FUZZ_COMMON_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 build/fuzz/libregion.a: $(FUZZ_REGION_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
-build/fuzz/fuzz_%: build/fuzz/fuzz/fuzz_%.o build/fuzz/libregion.a build/fuzz/libcommon.a
+build/fuzz/libagent.a: $(FUZZ_AGENT_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+build/fuzz/fuzz_%: build/fuzz/fuzz/fuzz_%.o build/fuzz/libregion.a build/fuzz/libagent.a \
+		build/fuzz/libcommon.a
 	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \

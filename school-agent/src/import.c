@@ -35,6 +35,7 @@
 
 #include "agent.h"
 #include "commands.h"
+#include "csvchunk.h"
 #include "spool.h"
 #include "submit.h"
 #include "common/buf.h"
@@ -51,12 +52,7 @@
 #define IMPORT_COLUMNS_MAX 128
 #define IMPORT_DEPTH_MAX 4 /* "a.b.c.d" */
 #define IMPORT_NAME_MAX 128
-#define IMPORT_PROBLEMS_MAX 200    /* printed; more are counted */
-#define CHUNK_READ (256u * 1024)   /* bytes read from the file at a time */
-#define CHUNK_TARGET (512u * 1024) /* a piece ends at the last record boundary past this */
-/* a piece without a boundary ends here: any valid record is smaller (128 quoted fields of
- * 16 KiB) */
-#define CHUNK_MAX (8u * 1024 * 1024)
+#define IMPORT_PROBLEMS_MAX 200 /* printed; more are counted */
 
 struct column {
 	const char *header;                           /* borrowed from the header copy */
@@ -793,188 +789,21 @@ static int parse_encoding(const char *name, enum csv_encoding *ret)
 	return 0;
 }
 
-/* The file in pieces that end at a record boundary (a line break outside quotes), so
- * that each piece decodes and parses on its own: a quote or a line break is a byte that
- * never occurs inside a character in UTF-8 or GB18030. Where the CSV is malformed the
- * parser stops at the fault, before any boundary this may misjudge after it. */
-struct chunker {
-	int fd;
-	struct buf raw; /* read, not yet handed out */
-	size_t handed;  /* bytes of raw handed out as the current piece */
-	size_t total;   /* bytes read */
-	size_t lines;   /* line breaks before the current piece */
-	size_t breaks;  /* ... in it */
-	int eof;
-};
-
-/* -EMSGSIZE for a file over CSV_FILE_MAX bytes, or -errno of open. */
-static int chunker_open(struct chunker *c, const char *path)
-{
-	struct stat st;
-
-	memset(c, 0, sizeof(*c));
-	buf_init(&c->raw, CHUNK_MAX);
-	c->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (c->fd < 0)
-		return -errno;
-	if (fstat(c->fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > (off_t)CSV_FILE_MAX)
-		return -EMSGSIZE;
-	return 0;
-}
-
-static void chunker_close(struct chunker *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	buf_release(&c->raw);
-}
-
-/* Scans the first len bytes of raw: the end of the last whole record in them (0: none)
- * into *ret_cut, with the line breaks before it; returns all the line breaks. */
-static size_t scan(const struct chunker *c, size_t len, size_t *ret_cut, size_t *ret_cut_breaks)
-{
-	const char *s = c->raw.data;
-	size_t cut = 0, breaks = 0, at_cut = 0;
-	int quoted = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '"') {
-			quoted = !quoted;
-		} else if (s[i] == '\n' || s[i] == '\r') {
-			/* the CR of a CRLF is no break of its own, nor a CR that may be one */
-			if (s[i] == '\r' && (i + 1 < c->raw.len ? s[i + 1] == '\n' : !c->eof))
-				continue;
-			breaks++;
-			if (!quoted) {
-				cut = i + 1;
-				at_cut = breaks;
-			}
-		}
-	}
-	*ret_cut = cut;
-	*ret_cut_breaks = at_cut;
-	return breaks;
-}
-
-/* Reads up to CHUNK_READ more bytes into raw. */
-static int chunker_fill(struct chunker *c)
-{
-	size_t got = 0;
-	ssize_t n;
-	int r;
-
-	while (got < CHUNK_READ && c->raw.len < CHUNK_MAX && !c->eof) {
-		size_t want = CHUNK_READ - got;
-
-		if (want > CHUNK_MAX - c->raw.len)
-			want = CHUNK_MAX - c->raw.len;
-		r = buf_reserve(&c->raw, want);
-		if (r < 0)
-			return r;
-		n = read(c->fd, c->raw.data + c->raw.len, want);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			c->eof = 1;
-		c->raw.len += (size_t)n;
-		c->raw.data[c->raw.len] = '\0';
-		c->total += (size_t)n;
-		got += (size_t)n;
-		if (c->total > CSV_FILE_MAX)
-			return -EMSGSIZE;
-	}
-	return 0;
-}
-
-/* The next piece: 1 with it in *ret_text and *ret_len (borrowed until the next call), 0 at
- * the end of the file, -EMSGSIZE past CSV_FILE_MAX bytes, -ENOMEM or -errno of read. */
-static int chunker_next(struct chunker *c, const char **ret_text, size_t *ret_len)
-{
-	size_t cut = 0, breaks = 0;
-	int r;
-
-	if (c->handed) {
-		memmove(c->raw.data, c->raw.data + c->handed, c->raw.len - c->handed);
-		c->raw.len -= c->handed;
-		c->raw.data[c->raw.len] = '\0';
-		c->handed = 0;
-		c->lines += c->breaks;
-	}
-	for (;;) {
-		if (c->eof || c->raw.len >= CHUNK_MAX) {
-			/* the rest (its last record may lack a line break), or no boundary in
-			 * sight: the parser says what is wrong */
-			cut = c->raw.len;
-			breaks = scan(c, cut, &(size_t){0}, &(size_t){0});
-			break;
-		}
-		if (c->raw.len >= CHUNK_TARGET) {
-			scan(c, c->raw.len, &cut, &breaks);
-			if (cut > 0)
-				break;
-		}
-		r = chunker_fill(c);
-		if (r < 0)
-			return r;
-	}
-	if (cut == 0)
-		return 0;
-	c->handed = cut;
-	c->breaks = breaks;
-	*ret_text = c->raw.data;
-	*ret_len = cut;
-	return 1;
-}
-
-/* Adds offset to every "line N" of the message in err (a piece's lines are counted from
- * its start). */
-static void shift_lines(char *err, size_t errlen, size_t offset)
-{
-	char out[1024];
-	const char *p = err;
-	size_t n = 0;
-
-	if (offset == 0)
-		return;
-	while (*p && n + 1 < sizeof(out)) {
-		if (strncmp(p, "line ", 5) == 0 && p[5] >= '0' && p[5] <= '9') {
-			char *end;
-			unsigned long long line = strtoull(p + 5, &end, 10);
-			int k = snprintf(out + n, sizeof(out) - n, "line %llu",
-			                 line + (unsigned long long)offset);
-
-			if (k < 0 || (size_t)k >= sizeof(out) - n)
-				break;
-			n += (size_t)k;
-			p = end;
-			continue;
-		}
-		out[n++] = *p++;
-	}
-	if (n >= errlen)
-		n = errlen - 1;
-	memcpy(err, out, n);
-	err[n] = '\0';
-}
-
 /* The encoding of the whole file for --encoding auto: UTF-8 when it starts with a BOM or
  * is valid UTF-8 throughout, else GB18030. */
 static int guess_encoding(const char *path, enum csv_encoding *ret)
 {
-	struct chunker c;
+	struct csv_chunker c;
 	struct buf scratch;
 	const char *text;
 	size_t len;
 	int r, first = 1;
 
 	*ret = CSV_ENCODING_UTF8;
-	buf_init(&scratch, CHUNK_MAX);
-	r = chunker_open(&c, path);
+	buf_init(&scratch, CSVCHUNK_MAX);
+	r = csv_chunker_open(&c, path);
 	while (r == 0) {
-		r = chunker_next(&c, &text, &len);
+		r = csv_chunker_next(&c, &text, &len);
 		if (r <= 0)
 			break;
 		if (first && len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
@@ -991,7 +820,7 @@ static int guess_encoding(const char *path, enum csv_encoding *ret)
 			break;
 		r = 0;
 	}
-	chunker_close(&c);
+	csv_chunker_close(&c);
 	buf_release(&scratch);
 	return r < 0 ? r : 0;
 }
@@ -1004,7 +833,7 @@ static int read_file(struct import *im, enum csv_encoding enc)
 	                                  .max_field = 16 * 1024,
 	                                  .max_fields = IMPORT_COLUMNS_MAX,
 	                                  .max_records = IMPORT_ROWS_MAX + 1};
-	struct chunker c = {.fd = -1};
+	struct csv_chunker c = {.fd = -1};
 	struct csv_reader reader;
 	struct csv_record rec;
 	struct buf text;
@@ -1013,10 +842,10 @@ static int read_file(struct import *im, enum csv_encoding enc)
 	int r, status = EX_OK, have_reader = 0, header = 1;
 	char err[512] = "";
 
-	buf_init(&text, CHUNK_MAX + CHUNK_MAX / 2);
+	buf_init(&text, CSVCHUNK_MAX + CSVCHUNK_MAX / 2);
 	r = enc == CSV_ENCODING_AUTO ? guess_encoding(im->file, &enc) : 0;
 	if (r == 0)
-		r = chunker_open(&c, im->file);
+		r = csv_chunker_open(&c, im->file);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s\n", im->file,
 		        r == -EMSGSIZE ? "file too large" : strerror(-r));
@@ -1024,7 +853,7 @@ static int read_file(struct import *im, enum csv_encoding enc)
 		goto out;
 	}
 	while (r == 0 && !im->failed) {
-		r = chunker_next(&c, &piece, &len);
+		r = csv_chunker_next(&c, &piece, &len);
 		if (r == -EMSGSIZE)
 			snprintf(err, sizeof(err), "the file is larger than %u bytes",
 			         CSV_FILE_MAX);
@@ -1071,7 +900,7 @@ static int read_file(struct import *im, enum csv_encoding enc)
 			r = add_record(im, &rec);
 		}
 		if (r < 0 && r != -ENOMEM)
-			shift_lines(err, sizeof(err), c.lines);
+			csv_chunker_shift_lines(err, sizeof(err), c.lines);
 	}
 	if (im->failed) {
 		status = im->failed;
@@ -1088,7 +917,7 @@ static int read_file(struct import *im, enum csv_encoding enc)
 out:
 	if (have_reader)
 		csv_reader_release(&reader);
-	chunker_close(&c);
+	csv_chunker_close(&c);
 	buf_release(&text);
 	return status;
 }
