@@ -13,7 +13,8 @@
  *     beside the accepted durable returns per second of the load generator (1,000 schools,
  *     64 connections) against the same hub, measured just before (the target's baseline);
  *     and beside the load generator over one connection (no target: what a client sending
- *     one return at a time reaches);
+ *     one return at a time reaches) and over AGENT_PARALLEL connections (no target: what
+ *     the hub gives a client that keeps as many uploads in flight as the agent does);
  *   - the peak RSS of each agent command: ru_maxrss from wait4. A child's ru_maxrss counts
  *     what it held before its exec, so every agent command runs under a small launcher (this
  *     program, re-executed with --measure) that forks it and reads its rusage; the
@@ -27,8 +28,9 @@
  * Environment: SCHOOL_AGENT (default school-agent/school-agent), COUNTY_HUB
  * (county-hub/county-hub), BENCH_SCHEMAS (schemas), BENCH_TMPDIR (/var/tmp),
  * BENCH_AGENT_RETURNS (10000), BENCH_AGENT_IMPORT_ROWS (10000),
- * BENCH_AGENT_LOADGEN_RETURNS (10000: returns of the 64-connection run; the one-connection
- * run sends a fifth as many) and BENCH_KEEP (set: the bench folder and its logs are kept). */
+ * BENCH_AGENT_LOADGEN_RETURNS (10000: returns of the 64-connection run; the one- and
+ * AGENT_PARALLEL-connection runs send a fifth as many each) and BENCH_KEEP (set: the bench
+ * folder and its logs are kept). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +55,7 @@
 #define IMPORT_ROWS_MAX 10000                   /* the import's own limit */
 #define FSYNC_SECONDS 2.0
 #define MEASURE_FLAG "--measure"
+#define AGENT_PARALLEL 8 /* the agent's default uploads in flight */
 
 struct bench_agent {
 	const char *agent_binary; /* borrowed */
@@ -285,7 +288,7 @@ int main(int argc, char **argv)
 	const char *results = argc > 1 ? argv[1] : "bench/results";
 	struct bench_agent b;
 	struct loadgen lg;
-	struct loadgen_run load, serial;
+	struct loadgen_run load, serial, eight;
 	struct measured queued, synced, floor;
 	struct bench_report report;
 	const char *sync[] = {NULL, "sync", "--dir", NULL, NULL};
@@ -294,7 +297,7 @@ int main(int argc, char **argv)
 	long load_returns = bench_env_long("BENCH_AGENT_LOADGEN_RETURNS", 10000);
 	long per_file = bench_env_long("BENCH_AGENT_IMPORT_ROWS", IMPORT_ROWS_MAX);
 	long serial_returns = load_returns / 5 > 0 ? load_returns / 5 : 1;
-	double fsync_rate, load_rate, serial_rate, queue_rate, sync_rate, return_bytes;
+	double fsync_rate, load_rate, serial_rate, eight_rate, queue_rate, sync_rate, return_bytes;
 	size_t sent, rejected, remaining;
 	char path[4200];
 
@@ -332,15 +335,18 @@ int main(int argc, char **argv)
 	return_bytes = queued_size(&b);
 	fsync_rate = bench_measure_fsync(b.dir, FSYNC_SECONDS);
 
-	printf("agent: signing %ld + %ld returns for the load generator ...\n", load_returns,
+	printf("agent: signing %ld + 2 x %ld returns for the load generator ...\n", load_returns,
 	       serial_returns);
 	fflush(stdout);
-	loadgen_make_uploads(&lg, (size_t)(load_returns + serial_returns));
+	loadgen_make_uploads(&lg, (size_t)(load_returns + 2 * serial_returns));
 	loadgen_start_hub(&lg);
 	loadgen_load(&lg, 0, (size_t)load_returns, 0, LOADGEN_CONNECTIONS, &load);
 	loadgen_load(&lg, (size_t)load_returns, (size_t)serial_returns, 0, 1, &serial);
+	loadgen_load(&lg, (size_t)(load_returns + serial_returns), (size_t)serial_returns, 0,
+	             AGENT_PARALLEL, &eight);
 	load_rate = loadgen_rate(&load);
 	serial_rate = loadgen_rate(&serial);
+	eight_rate = loadgen_rate(&eight);
 
 	sync[0] = b.agent_binary;
 	sync[3] = b.dir;
@@ -365,9 +371,10 @@ int main(int argc, char **argv)
 	       returns, return_bytes, per_file, LOADGEN_SCHOOLS, lg.jws_len, LOADGEN_CONNECTIONS);
 	printf("  import: %ld returns in %.2f s; sync: %zu sent in %.2f s; load generator: "
 	       "%zu accepted, %zu other in %.2f s (%d connections), %zu accepted, %zu other in "
-	       "%.2f s (1 connection)\n",
+	       "%.2f s (1 connection), %zu accepted, %zu other in %.2f s (%d connections)\n",
 	       returns, queued.seconds, sent, synced.seconds, load.accepted, load.other,
-	       load.seconds, LOADGEN_CONNECTIONS, serial.accepted, serial.other, serial.seconds);
+	       load.seconds, LOADGEN_CONNECTIONS, serial.accepted, serial.other, serial.seconds,
+	       eight.accepted, eight.other, eight.seconds, AGENT_PARALLEL);
 	printf("  launcher floor (/bin/true under it): %.1f MB\n", floor.peak_rss / 1e6);
 
 	bench_report_init(&report, "agent");
@@ -376,6 +383,8 @@ int main(int argc, char **argv)
 	                    load_rate > 0 && sync_rate >= 0.5 * load_rate);
 	bench_report_figure(&report, "school-agent sync", sync_rate, "returns/s",
 	                    "load generator, 1 connection", serial_rate, NULL, 0);
+	bench_report_figure(&report, "school-agent sync", sync_rate, "returns/s",
+	                    "load generator, 8 connections", eight_rate, NULL, 0);
 	bench_report_figure(&report, "school-agent sync peak RSS", synced.peak_rss / 1e6, "MB",
 	                    NULL, 0, "<= 16 MB", rss_met(synced.peak_rss));
 	bench_report_figure(&report, "school-agent import (queue)", queue_rate, "returns/s",
@@ -393,6 +402,8 @@ int main(int argc, char **argv)
 	bench_report_detail(&report, "loadgen_seconds", load.seconds);
 	bench_report_detail(&report, "loadgen_1_connection_returns", (double)serial.sent);
 	bench_report_detail(&report, "loadgen_1_connection_accepted", (double)serial.accepted);
+	bench_report_detail(&report, "loadgen_8_connections_returns", (double)eight.sent);
+	bench_report_detail(&report, "loadgen_8_connections_accepted", (double)eight.accepted);
 	bench_report_detail(&report, "launcher_floor_rss_mb", floor.peak_rss / 1e6);
 	bench_report_print(&report);
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #define BATCH_MARK "batch.json" /* in a batch folder: {"source": ..., "complete": bool} */
 #define BATCH_MARK_MAX (16u * 1024)
 #define BATCH_TRIES 3
+#define FLUSH_THREADS 16 /* a group's fdatasyncs in flight at once */
 
 static const char *const folders[] = {
         [SPOOL_QUEUED] = AGENT_OUTBOX,
@@ -82,9 +84,9 @@ int spool_create(const struct agent *a)
 	return fsync_dir(a->dir);
 }
 
-/* Writes len bytes as path (mode 0600), not durably: a syncfs makes it so. flags: O_EXCL or
- * O_TRUNC. No file is left behind on failure. */
-static int write_file(const char *path, const void *data, size_t len, int flags)
+/* Writes len bytes as path (mode 0600), not durably, and leaves it open: its descriptor
+ * into *ret_fd. flags: O_EXCL or O_TRUNC. No file is left behind on failure. */
+static int create_file(const char *path, const void *data, size_t len, int flags, int *ret_fd)
 {
 	int fd, r;
 
@@ -94,10 +96,75 @@ static int write_file(const char *path, const void *data, size_t len, int flags)
 	r = fchmod(fd, 0600) < 0 ? -errno : 0;
 	if (r == 0)
 		r = fileio_write_all(fd, data, len);
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r < 0)
+	if (r < 0) {
+		close(fd);
 		unlink(path);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+/* The same, closed: not durable, a syncfs makes it so. */
+static int write_file(const char *path, const void *data, size_t len, int flags)
+{
+	int fd, r;
+
+	r = create_file(path, data, len, flags, &fd);
+	if (r < 0)
+		return r;
+	if (close(fd) < 0) {
+		r = -errno;
+		unlink(path);
+	}
+	return r;
+}
+
+/* Every step-th of n descriptors from first, fdatasynced on a thread of its own. */
+struct flush_slice {
+	const int *fds;
+	size_t n, first, step;
+	pthread_t thread;
+	int threaded;
+	int result; /* 0 or the first error */
+};
+
+static void *flush_slice_run(void *data)
+{
+	struct flush_slice *f = data;
+
+	f->result = 0;
+	for (size_t i = f->first; i < f->n; i += f->step)
+		if (fdatasync(f->fds[i]) < 0 && f->result == 0)
+			f->result = -errno;
+	return NULL;
+}
+
+/* fdatasync of n files, FLUSH_THREADS at a time rather than one after another: the disk
+ * takes their writes and cache flushes together. Waits for every one; 0 or the first
+ * error. */
+static int fdatasync_all(const int *fds, size_t n)
+{
+	struct flush_slice slices[FLUSH_THREADS];
+	size_t k = n < FLUSH_THREADS ? n : FLUSH_THREADS;
+	int r = 0;
+
+	for (size_t j = 0; j < k; j++) {
+		struct flush_slice *f = &slices[j];
+
+		*f = (struct flush_slice){.fds = fds, .n = n, .first = j, .step = k};
+		/* the last slice on this thread, the others on threads of their own (here too
+		 * when none can be made) */
+		f->threaded =
+		        j + 1 < k && pthread_create(&f->thread, NULL, flush_slice_run, f) == 0;
+		if (!f->threaded)
+			flush_slice_run(f);
+	}
+	for (size_t j = 0; j < k; j++) {
+		if (slices[j].threaded)
+			pthread_join(slices[j].thread, NULL);
+		r = r < 0 ? r : slices[j].result;
+	}
 	return r;
 }
 
@@ -203,28 +270,40 @@ int spool_mark_rejected(const struct agent *a, const char *id, const void *error
 
 int spool_mark_sent_group(const struct agent *a, struct spool_sent *items, size_t n)
 {
-	char from[PATH_MAX], to[PATH_MAX];
-	int fd, r = 0, e;
+	char from[PATH_MAX], to[PATH_MAX], sent[PATH_MAX], outbox[PATH_MAX];
+	size_t opened = 0;
+	int *fds = NULL, r, e;
 
 	for (size_t i = 0; i < n; i++)
 		items[i].moved = 0;
 	if (n == 0)
 		return 0;
-	/* opened first: syncfs reports the write-back errors of what follows */
-	fd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	/* the receipts first, all durable. Written in place: while its return is queued a
-	 * torn receipt is never read, and a resend writes it again */
+	if ((r = agent_path(a, sent, sizeof(sent), "%s", folders[SPOOL_SENT])) < 0 ||
+	    (r = agent_path(a, outbox, sizeof(outbox), "%s", folders[SPOOL_QUEUED])) < 0)
+		return r;
+	fds = calloc(n, sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	/* the receipts first, all durable: written, fdatasynced together, and their names
+	 * by an fsync of sent/. Written in place: while its return is queued a torn receipt
+	 * is never read, and a resend writes it again */
 	for (size_t i = 0; i < n && r == 0; i++) {
 		r = item_path(a, SPOOL_SENT, items[i].id, extras[SPOOL_SENT], to, sizeof(to));
 		if (r == 0)
-			r = write_file(to, items[i].receipt, items[i].len, O_TRUNC);
+			r = create_file(to, items[i].receipt, items[i].len, O_TRUNC, &fds[opened]);
+		if (r == 0)
+			opened++;
 	}
-	if (r == 0 && syncfs(fd) < 0)
-		r = -errno;
+	if (r == 0)
+		r = fdatasync_all(fds, opened);
+	for (size_t i = 0; i < opened; i++)
+		if (close(fds[i]) < 0 && r == 0)
+			r = -errno;
+	free(fds);
+	if (r == 0)
+		r = fsync_dir(sent);
 	if (r < 0)
-		goto out;
+		return r;
 	/* ... then the returns beside them: the new names first, a stale old name only
 	 * sends a return again */
 	for (size_t i = 0; i < n; i++) {
@@ -244,11 +323,10 @@ int spool_mark_sent_group(const struct agent *a, struct spool_sent *items, size_
 			e = spool_write_retry(a, items[i].id, NULL);
 			r = r < 0 ? r : e;
 		}
-	if (syncfs(fd) < 0 && r == 0)
-		r = -errno;
-out:
-	close(fd);
-	return r;
+	e = fsync_dir(sent);
+	r = r < 0 ? r : e;
+	e = fsync_dir(outbox);
+	return r < 0 ? r : e;
 }
 
 int spool_requeue(const struct agent *a, const char *id, char *err, size_t errlen)
@@ -605,16 +683,20 @@ int spool_recover(const struct agent *a)
 	return r < 0 ? r : (int)(total > INT_MAX ? INT_MAX : total);
 }
 
-int spool_name_id(const char *name, char ret[static IDS_UUID_LEN + 1])
+/* 1 when name is "<uuid>" ext, and then the id into ret. */
+static int name_id_ext(const char *name, const char *ext, char ret[static IDS_UUID_LEN + 1])
 {
-	size_t n = strlen(name);
-
-	if (n != IDS_UUID_LEN + 4 || strcmp(name + IDS_UUID_LEN, ".jws") != 0 ||
+	if (strlen(name) != IDS_UUID_LEN + strlen(ext) || strcmp(name + IDS_UUID_LEN, ext) != 0 ||
 	    ids_uuid_check(name, IDS_UUID_LEN) < 0)
 		return 0;
 	memcpy(ret, name, IDS_UUID_LEN);
 	ret[IDS_UUID_LEN] = '\0';
 	return 1;
+}
+
+int spool_name_id(const char *name, char ret[static IDS_UUID_LEN + 1])
+{
+	return name_id_ext(name, ".jws", ret);
 }
 
 static int compare_ids(const void *x, const void *y)
@@ -625,13 +707,52 @@ static int compare_ids(const void *x, const void *y)
 void spool_list_release(struct spool_list *l)
 {
 	free(l->ids);
+	free(l->extra);
 	l->ids = NULL;
+	l->extra = NULL;
 	l->count = l->alloc = 0;
+}
+
+/* Appends id to l, growing it up to SPOOL_LIST_MAX ids. */
+static int list_add(struct spool_list *l, const char *id)
+{
+	if (l->count == l->alloc) {
+		size_t n = l->alloc ? 2 * l->alloc : 256;
+		void *p;
+
+		if (l->count >= SPOOL_LIST_MAX)
+			return -E2BIG;
+		p = realloc(l->ids, n * sizeof(*l->ids));
+		if (!p)
+			return -ENOMEM;
+		l->ids = p;
+		l->alloc = n;
+	}
+	memcpy(l->ids[l->count++], id, IDS_UUID_LEN + 1);
+	return 0;
+}
+
+/* Sets l->extra from the ids of the companion files listed (sorted l->ids). */
+static int mark_extras(struct spool_list *l, const struct spool_list *companions)
+{
+	if (companions->count == 0 || l->count == 0)
+		return 0;
+	l->extra = calloc(l->count, 1);
+	if (!l->extra)
+		return -ENOMEM;
+	for (size_t i = 0; i < companions->count; i++) {
+		const char(*found)[IDS_UUID_LEN + 1] =
+		        bsearch(companions->ids[i], l->ids, l->count, sizeof(*l->ids), compare_ids);
+
+		if (found)
+			l->extra[found - l->ids] = 1;
+	}
+	return 0;
 }
 
 int spool_list(const struct agent *a, enum spool_state s, struct spool_list *ret)
 {
-	struct spool_list l = {0};
+	struct spool_list l = {0}, companions = {0};
 	char path[PATH_MAX], id[IDS_UUID_LEN + 1];
 	struct dirent *e;
 	DIR *d;
@@ -650,33 +771,23 @@ int spool_list(const struct agent *a, enum spool_state s, struct spool_list *ret
 			r = -errno;
 			break;
 		}
-		if (!spool_name_id(e->d_name, id))
-			continue;
-		if (l.count == l.alloc) {
-			size_t n = l.alloc ? 2 * l.alloc : 256;
-			void *p;
-
-			if (l.count >= SPOOL_LIST_MAX) {
-				r = -E2BIG;
-				break;
-			}
-			p = realloc(l.ids, n * sizeof(*l.ids));
-			if (!p) {
-				r = -ENOMEM;
-				break;
-			}
-			l.ids = p;
-			l.alloc = n;
-		}
-		memcpy(l.ids[l.count++], id, sizeof(id));
+		if (spool_name_id(e->d_name, id))
+			r = list_add(&l, id);
+		else if (name_id_ext(e->d_name, extras[s], id))
+			r = list_add(&companions, id);
+		if (r < 0)
+			break;
 	}
 	closedir(d);
+	if (r == 0 && l.count > 1)
+		qsort(l.ids, l.count, sizeof(*l.ids), compare_ids);
+	if (r == 0)
+		r = mark_extras(&l, &companions);
+	spool_list_release(&companions);
 	if (r < 0) {
 		spool_list_release(&l);
 		return r;
 	}
-	if (l.count > 1)
-		qsort(l.ids, l.count, sizeof(*l.ids), compare_ids);
 	*ret = l;
 	return 0;
 }

@@ -6,7 +6,8 @@
  * (<id>.receipt, <id>.error.json) durably first, then renames the JWS and makes that
  * durable: after a crash in between, the return is still queued and is simply sent
  * again (the hub answers a resend with the same receipt). Returns delivered together are
- * moved as a group, made durable with one syncfs per step for the whole group.
+ * moved as a group: the receipts' fdatasyncs are issued together, and each folder is
+ * fsynced once per step for the whole group.
  *
  * An import queues all the returns of a file or none: they are written to a batch folder,
  * staging/<batch>/, which the importing process holds locked (flock), and moved into the
@@ -69,23 +70,28 @@ struct spool_sent {
 };
 
 /* outbox -> sent for n returns at once, each with its receipt: every receipt is written
- * as sent/<id>.receipt and the filesystem is flushed (syncfs: one flush for the group
- * instead of one fsync per file and folder); then every JWS is renamed into sent/, the
- * .retry files removed and the filesystem flushed again. A return is never in sent/
- * without its whole receipt (a receipt torn by a crash sits beside a return still
- * queued, which is sent again), and a crash at any point leaves each return sent with its
- * receipt or still queued. Sets items[i].moved for the returns moved to sent/. Returns 0,
- * or the first error: a failure before the first flush moves none of the group, a later
- * one may leave some moved. */
+ * as sent/<id>.receipt, all of them fdatasynced at once (issued together, not one after
+ * another) and sent/ fsynced; then every JWS is renamed into sent/, the .retry files
+ * removed, and sent/ then outbox/ fsynced. Only the group's own files and folders are
+ * flushed, never the whole filesystem: what other programs have written is not waited
+ * for. A return is never in sent/ without its whole receipt (a receipt torn by a crash
+ * sits beside a return still queued, which is sent again), and a crash at any point
+ * leaves each return sent with its receipt or still queued. Sets items[i].moved for the
+ * returns moved to sent/. Returns 0, or the first error: a failure before the renames
+ * moves none of the group, a later one may leave some moved. Thread-safe for distinct
+ * items (it logs nothing). */
 int spool_mark_sent_group(const struct agent *a, struct spool_sent *items, size_t n) WUR;
 
 /* Writes (or, with text NULL, removes) outbox/<id>.retry, the item's backoff state. */
 int spool_write_retry(const struct agent *a, const char *id, const char *text) WUR;
 
 /* The ids in one folder, sorted (UUIDv7 ids sort by creation time). Only the names are
- * kept, 37 bytes each, never the documents. */
+ * kept, 38 bytes each, never the documents: with each id, whether its companion file
+ * (see spool_read_extra) was in the folder too, so that a sync need not look for the
+ * .retry of every queued return (one failed open each). */
 struct spool_list {
 	char (*ids)[IDS_UUID_LEN + 1];
+	unsigned char *extra; /* extra[i]: the companion of ids[i] was listed; NULL if none was */
 	size_t count;
 	size_t alloc;
 };
@@ -138,11 +144,13 @@ int spool_batch_begin(const struct agent *a, const char *source, struct spool_ba
 /* Writes the JWS of id into the batch (the commit makes it durable). */
 int spool_batch_add(struct spool_batch *b, const char *id, const void *text, size_t len) WUR;
 /* Queues every return of the batch: flushes the filesystem (syncfs: every return of the
- * batch durable, with one flush), marks the batch complete durably, renames each return
- * into the outbox, fsyncs the outbox and removes the batch. Returns 0 when every return is
- * durably in the outbox; 1 when the batch is queued (marked complete) but the move failed
- * part way: the next spool_recover finishes it; a negative errno when nothing is queued
- * (the batch is removed). The batch is closed in every case. */
+ * batch durable with one flush, where a batch may hold 10,000 files; it waits for what
+ * other programs have written too, once per import), marks the batch complete durably,
+ * renames each return into the outbox, fsyncs the outbox and removes the batch. Returns 0
+ * when every return is durably in the outbox; 1 when the batch is queued (marked
+ * complete) but the move failed part way: the next spool_recover finishes it; a negative
+ * errno when nothing is queued (the batch is removed). The batch is closed in every
+ * case. */
 int spool_batch_commit(const struct agent *a, struct spool_batch *b) WUR;
 /* Removes the batch and all it holds: nothing of it is queued. */
 void spool_batch_abort(struct spool_batch *b);

@@ -29,7 +29,8 @@
 #define BACKOFF_SHIFT_MAX 30
 #define SLOT_KEEP (256u * 1024) /* a slot keeps buffers up to this between uploads */
 
-int syncer_init(struct syncer *ret, const struct agent *a, char *err, size_t errlen)
+/* Sets up everything but the county key, which the caller has put in ret->county. */
+static int init_with(struct syncer *ret, const struct agent *a, char *err, size_t errlen)
 {
 	const struct http_options o = {
 	        .cacert = a->cfg.cacert,
@@ -38,16 +39,13 @@ int syncer_init(struct syncer *ret, const struct agent *a, char *err, size_t err
 	        .timeout_s = (long)a->cfg.timeout,
 	        .parallel = (size_t)a->cfg.parallel,
 	};
-	struct syncer s = {.agent = a};
+	struct syncer s = {.agent = a, .county = ret->county};
 	int r;
 
 	buf_init(&s.state, STATE_MAX);
 	r = clock_init(&s.real, NULL, err, errlen);
 	if (r < 0)
-		return r;
-	r = agent_county_key(a, &s.county, err, errlen);
-	if (r < 0)
-		return r;
+		goto fail;
 	r = gzip_compressor_init(&s.gz, 6);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot set up gzip: %s", strerror(-r));
@@ -58,7 +56,9 @@ int syncer_init(struct syncer *ret, const struct agent *a, char *err, size_t err
 		goto fail;
 	s.slots = calloc(s.http.count, sizeof(*s.slots));
 	s.group = calloc(SYNC_GROUP_MAX, sizeof(*s.group));
-	if (!s.slots || !s.group) {
+	s.writer.items = calloc(SYNC_GROUP_MAX, sizeof(*s.writer.items));
+	s.writer.sent = calloc(SYNC_GROUP_MAX, sizeof(*s.writer.sent));
+	if (!s.slots || !s.group || !s.writer.items || !s.writer.sent) {
 		snprintf(err, errlen, "out of memory");
 		r = -ENOMEM;
 		goto fail;
@@ -68,31 +68,82 @@ int syncer_init(struct syncer *ret, const struct agent *a, char *err, size_t err
 		/* a gzip member of incompressible data is a little larger than the data */
 		buf_init(&s.slots[i].body, SPOOL_ITEM_MAX + SPOOL_ITEM_MAX / 100 + 1024);
 	}
-	for (size_t i = 0; i < SYNC_GROUP_MAX; i++)
+	for (size_t i = 0; i < SYNC_GROUP_MAX; i++) {
 		buf_init(&s.group[i].receipt, HTTP_BODY_MAX);
+		buf_init(&s.writer.items[i].receipt, HTTP_BODY_MAX);
+	}
 	*ret = s;
 	return 0;
 fail:
 	free(s.slots);
 	free(s.group);
+	free(s.writer.items);
+	free(s.writer.sent);
 	http_client_release(&s.http);
 	gzip_compressor_release(&s.gz);
 	jwk_release(&s.county);
 	return r;
 }
 
+int syncer_init(struct syncer *ret, const struct agent *a, char *err, size_t errlen)
+{
+	struct syncer s = {0};
+	int r;
+
+	r = agent_county_key(a, &s.county, err, errlen);
+	if (r < 0)
+		return r;
+	r = init_with(&s, a, err, errlen);
+	if (r < 0)
+		return r;
+	*ret = s;
+	return 0;
+}
+
+int syncer_init_with_key(struct syncer *ret, const struct agent *a, const struct jwk *county,
+                         char *err, size_t errlen)
+{
+	struct syncer s = {0};
+	int r;
+
+	if (strcmp(county->kid, a->cfg.county_id) != 0) {
+		snprintf(err, errlen, "the key \"%s\" is not the key of county %s", county->kid,
+		         a->cfg.county_id);
+		return -EINVAL;
+	}
+	memcpy(s.county.public_key, county->public_key, sizeof(s.county.public_key));
+	memcpy(s.county.kid, county->kid, sizeof(s.county.kid));
+	r = init_with(&s, a, err, errlen);
+	if (r < 0)
+		return r;
+	*ret = s;
+	return 0;
+}
+
+static void release_group(struct sync_delivered *group)
+{
+	for (size_t i = 0; group && i < SYNC_GROUP_MAX; i++)
+		buf_release(&group[i].receipt);
+	free(group);
+}
+
 void syncer_release(struct syncer *s)
 {
+	if (s->writer.running)
+		pthread_join(s->writer.thread, NULL);
+	s->writer.running = 0;
 	for (size_t i = 0; s->slots && i < s->http.count; i++) {
 		buf_release(&s->slots[i].text);
 		buf_release(&s->slots[i].body);
 	}
-	for (size_t i = 0; s->group && i < SYNC_GROUP_MAX; i++)
-		buf_release(&s->group[i].receipt);
+	release_group(s->group);
+	release_group(s->writer.items);
+	free(s->writer.sent);
 	free(s->slots);
-	free(s->group);
 	s->slots = NULL;
 	s->group = NULL;
+	s->writer.items = NULL;
+	s->writer.sent = NULL;
 	http_client_release(&s->http);
 	gzip_compressor_release(&s->gz);
 	jwk_release(&s->county);
@@ -467,25 +518,27 @@ static void collect(struct syncer *s, size_t i, struct pass *p)
 	slot_trim(&s->slots[i]);
 }
 
-/* Moves the group of returns whose receipts verified to sent/, durably. */
-static void flush_group(struct syncer *s, struct pass *p)
+/* The writer thread: the group to sent/, durably. It touches nothing but the group and
+ * the files, and logs nothing: the pass reports the group once it has joined. */
+static void *write_group(void *data)
 {
-	struct spool_sent sent[SYNC_GROUP_MAX];
-	size_t n = s->grouped;
-	int r;
+	struct sync_writer *w = data;
 
-	for (size_t j = 0; j < n; j++)
-		sent[j] = (struct spool_sent){.id = s->group[j].item.id,
-		                              .receipt = s->group[j].receipt.data,
-		                              .len = s->group[j].receipt.len,
-		                              .retry = s->group[j].retry};
-	r = spool_mark_sent_group(s->agent, sent, n);
-	if (r < 0)
-		log_errno(r, "failed to keep the receipts of %zu returns", n);
-	for (size_t j = 0; j < n; j++) {
-		const struct sync_delivered *d = &s->group[j];
+	w->result = spool_mark_sent_group(w->agent, w->sent, w->count);
+	return NULL;
+}
 
-		if (!sent[j].moved) {
+/* Counts and logs the group the writer has written. */
+static void report_group(struct syncer *s, struct pass *p)
+{
+	struct sync_writer *w = &s->writer;
+
+	if (w->result < 0)
+		log_errno(w->result, "failed to keep the receipts of %zu returns", w->count);
+	for (size_t j = 0; j < w->count; j++) {
+		const struct sync_delivered *d = &w->items[j];
+
+		if (!w->sent[j].moved) {
 			log_error("failed to keep the receipt of '%s' (it stays queued and is sent "
 			          "again)",
 			          d->item.id);
@@ -493,13 +546,53 @@ static void flush_group(struct syncer *s, struct pass *p)
 		}
 		p->res.sent++;
 		hub_recovered(s, p);
+		if (s->on_sent)
+			s->on_sent(s->on_sent_data, &d->item, &d->rc);
 		log_info("sent %s (%s %s), received %s%s", d->item.id, d->item.form, d->item.period,
 		         d->rc.received_at,
 		         d->rc.on_time == 1   ? ", on time"
 		         : d->rc.on_time == 0 ? ", late"
 		                              : "");
 	}
+	w->count = 0;
+}
+
+/* Waits for the group being written, if any, and reports it. */
+static void finish_group(struct syncer *s, struct pass *p)
+{
+	if (!s->writer.running)
+		return;
+	pthread_join(s->writer.thread, NULL);
+	s->writer.running = 0;
+	report_group(s, p);
+}
+
+/* Hands the group of returns whose receipts verified to the writer, once the group before
+ * it is written and reported: the uploads go on while it is written. */
+static void flush_group(struct syncer *s, struct pass *p)
+{
+	struct sync_writer *w = &s->writer;
+	struct sync_delivered *filled = s->group;
+
+	finish_group(s, p);
+	/* the buffers swap: the writer's, reported, hold the next group */
+	s->group = w->items;
+	w->items = filled;
+	w->count = s->grouped;
 	s->grouped = 0;
+	for (size_t j = 0; j < w->count; j++)
+		w->sent[j] = (struct spool_sent){.id = filled[j].item.id,
+		                                 .receipt = filled[j].receipt.data,
+		                                 .len = filled[j].receipt.len,
+		                                 .retry = filled[j].retry};
+	w->agent = s->agent;
+	if (pthread_create(&w->thread, NULL, write_group, w) == 0) {
+		w->running = 1;
+		return;
+	}
+	/* no thread to be had now: written here, as the uploads wait */
+	write_group(w);
+	report_group(s, p);
 }
 
 /* A transfer that is not running. */
@@ -541,17 +634,21 @@ int syncer_pass(struct syncer *s, int (*stop)(void *data), void *stop_data, stru
 		/* as many uploads in flight as there are transfers, while the hub is well */
 		while (!p.hub_failed && !stopped && next_id < ids.count &&
 		       s->http.running < s->http.count) {
-			const char *id = ids.ids[next_id++];
+			const char *id = ids.ids[next_id];
 			struct backoff b = {0};
-			int retry;
+			int retry = ids.extra && ids.extra[next_id];
 			enum outcome o;
 
+			next_id++;
 			if (stop && stop(stop_data)) {
 				stopped = 1;
 				break;
 			}
+			/* the listing says which returns have a .retry (one that another process
+			 * writes after it is seen next pass) */
 			buf_reset(&s->state);
-			retry = spool_read_extra(s->agent, SPOOL_QUEUED, id, &s->state) == 0;
+			if (retry && spool_read_extra(s->agent, SPOOL_QUEUED, id, &s->state) < 0)
+				retry = 0;
 			if (retry)
 				parse_backoff(&s->state, &b);
 			if (!s->force && b.next_ms > clock_now_ms(&s->real))
@@ -560,7 +657,7 @@ int syncer_pass(struct syncer *s, int (*stop)(void *data), void *stop_data, stru
 			if (o == OUTCOME_REJECTED)
 				p.res.rejected++;
 		}
-		/* the group, while the hub works on the uploads just started */
+		/* the group to its writer, while the hub works on the uploads just started */
 		waited = clock_now_ms(&s->real) - s->group_since;
 		if (s->grouped && (s->grouped + s->http.count > SYNC_GROUP_MAX ||
 		                   s->http.running == 0 || waited >= SYNC_GROUP_WAIT_MS)) {
@@ -577,6 +674,7 @@ int syncer_pass(struct syncer *s, int (*stop)(void *data), void *stop_data, stru
 			collect(s, done, &p);
 		while (http_post_wait(&s->http, 0, &done) == 1);
 	}
+	finish_group(s, &p);
 	spool_list_release(&ids);
 count:
 	r = spool_list(s->agent, SPOOL_QUEUED, &ids);

@@ -20,17 +20,21 @@
  * DIR/sync-state.json for the hub, outbox/<id>.retry per return, both written
  * atomically. Waits are real time, whatever RETURNS_CLOCK says: they are about the
  * network, not the campaign.
- * Delivered returns are moved to sent/ in groups (spool_mark_sent_group: two flushes of
- * the filesystem per group, not four fsyncs per return): a group is written once it could
- * not take another round of uploads, once its first return has waited SYNC_GROUP_WAIT_MS,
- * or when no upload is in flight; and after the next uploads are started, so that the
- * hub works while the agent writes. Only then is a return reported sent: one the agent
- * dies holding is still queued and is sent again (the hub answers with the same receipt).
+ * Delivered returns are moved to sent/ in groups (spool_mark_sent_group: the receipts'
+ * fdatasyncs together and an fsync of each folder per step, not four fsyncs per return,
+ * and never a flush of the whole filesystem): a group is handed to a writer
+ * thread once it could not take another round of uploads, once its first return has
+ * waited SYNC_GROUP_WAIT_MS, or when no upload is in flight, and the uploads go on while
+ * it is written; the next group fills meanwhile and waits for the writer only if it fills
+ * up first. A return is reported sent only once its group is written (the pass ends after
+ * the last one): one the agent dies holding is still queued and is sent again (the hub
+ * answers with the same receipt).
  * Memory stays flat whatever the queue holds: only the ids are listed, and only the
  * returns in flight are in memory (a slot's buffers are freed after a large one). */
 #ifndef SCHOOL_AGENT_SYNC_H
 #define SCHOOL_AGENT_SYNC_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +79,18 @@ struct sync_delivered {
 	int retry;
 };
 
+/* The group being written to sent/ by the writer thread. While running is set, only that
+ * thread touches items, sent and result; pthread_join hands them back. */
+struct sync_writer {
+	const struct agent *agent; /* borrowed */
+	pthread_t thread;
+	int running;
+	struct sync_delivered *items; /* SYNC_GROUP_MAX */
+	struct spool_sent *sent;      /* SYNC_GROUP_MAX */
+	size_t count;
+	int result; /* of spool_mark_sent_group */
+};
+
 struct syncer {
 	const struct agent *agent; /* borrowed */
 	struct jwk county;
@@ -83,21 +99,37 @@ struct syncer {
 	struct clock real;
 	struct buf state;
 	struct sync_slot *slots;      /* one per transfer of http */
-	struct sync_delivered *group; /* SYNC_GROUP_MAX */
+	struct sync_delivered *group; /* SYNC_GROUP_MAX: the group filling */
 	size_t grouped;               /* in group */
 	int64_t group_since;          /* real time of the group's first return */
+	struct sync_writer writer;    /* the group before it, being written */
 	int force;                    /* ignore the backoff state */
+	/* Set by the caller (may stay NULL): called on the thread of syncer_pass for each
+	 * return once it is durably in sent/ with its verified receipt, which the caller
+	 * then need not read back and verify again (item and rc are borrowed for the call) */
+	void (*on_sent)(void *data, const struct spool_item *item, const struct receipt *rc);
+	void *on_sent_data;
 };
 
-/* The agent's config gives the hub, TLS files, timeout and uploads in flight. Release
- * with syncer_release. Negative errno with a message in err. */
+/* The agent's config gives the hub, TLS files, timeout and uploads in flight; the county
+ * key is read from county.pub.jwk. Release with syncer_release. Negative errno with a
+ * message in err. */
 int syncer_init(struct syncer *ret, const struct agent *a, char *err, size_t errlen) WUR;
+/* The same with the county's key given, for a caller that makes many syncers for the
+ * agents of one county (tools/simulate: one per action) and reads and checks the key once
+ * with agent_county_key, instead of once per syncer. Only its public half is copied
+ * (county is borrowed for the call). Its kid must be a->cfg.county_id: -EINVAL (err says
+ * so) otherwise. */
+int syncer_init_with_key(struct syncer *ret, const struct agent *a, const struct jwk *county,
+                         char *err, size_t errlen) WUR;
+/* Waits for a group still being written (none is after syncer_pass) and frees everything. */
 void syncer_release(struct syncer *s);
 
 /* One pass over the outbox, after finishing what an interrupted import left
  * (spool_recover). stop (may be NULL) is asked before each upload starts; a nonzero answer
- * ends the pass once the uploads in flight have ended. Returns 0 with *ret filled, or a
- * negative errno when the outbox cannot be read at all. */
+ * ends the pass once the uploads in flight have ended and their returns are written to
+ * sent/ or left queued. Returns 0 with *ret filled, or a negative errno when the outbox
+ * cannot be read at all. */
 int syncer_pass(struct syncer *s, int (*stop)(void *data), void *stop_data,
                 struct sync_result *ret) WUR;
 
