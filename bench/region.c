@@ -2,13 +2,14 @@
  * baselines it is judged against, all measured in the same run on the same machine
  * (issue 5 "Benchmark"):
  *
- *   - ingest: every county's batches (its roster, then its returns, 1,000 items a batch,
- *     each return a school-signed JWS with the hub's county-signed receipt) through
- *     POST /v1/ingest, each county in order over one connection as its hub sends them,
- *     BENCH_REGION_CONNECTIONS counties at once; items per second, counted from the first
- *     request to the last answer (an answer is sent after COMMIT);
- *   - (a) COPY of the same rows into the same table (submissions, with the triggers that
- *     keep the returns that count), in another database of the same server;
+ *   - ingest: every county's batches (its roster, then its returns and roll-ups, at most
+ *     1,000 items a batch, each return a school-signed JWS with the hub's county-signed
+ *     receipt) through POST /v1/ingest, each county in order over one connection as its
+ *     hub sends them, BENCH_REGION_CONNECTIONS counties at once; items per second, counted
+ *     from the first request to the last answer (an answer is sent after COMMIT);
+ *   - (a) COPY of the same rows into the same tables (submissions, with the triggers that
+ *     keep the returns that count; rollups and the returns each lists), in another
+ *     database of the same server;
  *   - (b) bare signature verification of the same school returns (jws_parse + jws_verify,
  *     one thread);
  *   - each inspection query's p50 and p95 over HTTP (token check, the SQL functions, the
@@ -21,7 +22,13 @@
  * (100), each filing the 2024 campaign: screening (P1), summary (P1-P3; one in ten late),
  * rectification ledgers (2024-03 to 2024-11, two items each; one ledger in ten has an item
  * past its deadline) and, for a third of the schools, one or two incidents (one in fifty
- * of level 3): about 13.5 returns a school, 405,000 in all at the default size.
+ * of level 3): about 13.5 returns a school, 405,000 in all at the default size. A county's
+ * schools send a period's return one after the other, 10 s apart. Roll-ups, as a hub
+ * forwards them when its figures change: for each (county, form, period), one after every
+ * BENCH_REGION_ROLLUP_EVERY (20) returns in the order the hub received them and one after
+ * the last, computed 5 s after the last return it counts, listing every return received
+ * by then, with the figures and roll-up object the hub computes (about 20,000 roll-ups,
+ * 15 versions of each county's summary of a phase, listing 3 million returns in all).
  *
  * Targets: ingest >= 50% of the slower of (a) and (b); every query p95 <= 100 ms; accepted
  * to visible <= 1 s. A benchmark, not a test: a missed target is reported, never an
@@ -32,9 +39,9 @@
  *
  * Environment: REGION_SERVER (region-server/region-server), PG_TMP (scripts/pg-tmp),
  * BENCH_SCHEMAS (schemas), BENCH_TMPDIR (/var/tmp), BENCH_REGION_SCHOOLS,
- * BENCH_REGION_COUNTIES, BENCH_REGION_CONNECTIONS (2), BENCH_REGION_QUERY_RUNS (40) and
- * BENCH_KEEP (set: the database and the logs are kept, and the connection string
- * printed). */
+ * BENCH_REGION_COUNTIES, BENCH_REGION_CONNECTIONS (2), BENCH_REGION_QUERY_RUNS (40),
+ * BENCH_REGION_ROLLUP_EVERY (20; 0: no roll-ups) and BENCH_KEEP (set: the database and the
+ * logs are kept, and the connection string printed). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -53,6 +60,7 @@
 
 #include "bench.h"
 #include "common/buf.h"
+#include "common/calendar.h"
 #include "common/clock.h"
 #include "common/datetime.h"
 #include "common/fileio.h"
@@ -61,10 +69,15 @@
 #include "common/ids.h"
 #include "common/jwk.h"
 #include "common/jws.h"
+#include "common/rollup.h"
+#include "common/schema.h"
 #include "common/banned.h"
 
 #define NAME "region"
 #define BATCH_ITEMS 1000
+#define BATCH_BYTES (6u << 20) /* of item texts: the inflated batch stays far below 16 MiB */
+#define ROLLUP_EVERY 20
+#define SCHOOL_SPREAD_MS 10000 /* between two schools' returns of a period */
 #define OFFSET_MIN 480
 #define PROBES_MAX 400
 #define TOKEN "rgn_bench_token_for_the_inspection_queries_0000"
@@ -78,9 +91,15 @@ struct item {
 	char received[DATETIME_RFC3339_MAX];
 	char sha[IDS_SHA256_HEX_LEN + 1];
 	int on_time; /* 1, 0, -1 null */
+	int64_t received_ms;
 	char *payload;
 	char *jws;
-	char *receipt;
+	char *receipt; /* NULL for a roll-up */
+	/* a roll-up (rollup set): created is its computed_at; what the COPY baseline stores */
+	int rollup;
+	long long expected, received_n, on_time_n; /* expected -1: null */
+	char *rollup_text, *missing_text; /* its x-rollup object, missing as a text[] literal */
+	char *listed_rows;                /* "submission_id\tsha256\n" for each listed return */
 };
 
 struct school {
@@ -107,14 +126,17 @@ struct bench {
 	pid_t server;
 	struct clock clock;
 	struct form_set *forms;
+	struct calendar *calendar;
+	struct rollup_plan **plans; /* one per form, as forms */
 	struct templates tpl;
 	struct county *counties;
 	size_t ncounties;
-	long schools, connections, query_runs;
+	long schools, connections, query_runs, rollup_every;
 	/* measured */
 	double ingest_s, copy_s, verify_s;
 	double copy_cpu_s; /* of the COPY's backend */
-	size_t items, returns, stored, not_stored;
+	size_t items, returns, rollups, listed, stored, not_stored;
+	long long copy_rollup_id; /* the last rollup_id the COPY baseline gave */
 	char sample_id[IDS_UUID_LEN + 1];
 };
 
@@ -340,6 +362,7 @@ static void make_return(struct bench *b, const struct county *c, const struct sc
 	snprintf(it->period, sizeof(it->period), "%s", period);
 	datetime_format_rfc3339(created_ms, OFFSET_MIN, it->created);
 	datetime_format_rfc3339(received_ms, OFFSET_MIN, it->received);
+	it->received_ms = received_ms;
 	it->on_time = on_time;
 	if (!p || !r || !cJSON_AddStringToObject(p, "form", form) ||
 	    !cJSON_AddNumberToObject(p, "form_version", form_version(b, form)) ||
@@ -380,6 +403,9 @@ static void item_release(struct item *it)
 	free(it->payload);
 	free(it->jws);
 	free(it->receipt);
+	free(it->rollup_text);
+	free(it->missing_text);
+	free(it->listed_rows);
 	memset(it, 0, sizeof(*it));
 }
 
@@ -420,6 +446,7 @@ static struct item *make_year(struct bench *b, const struct county *c, size_t *r
 	for (size_t i = 0; i < c->nschools; i++) {
 		const struct school *s = &c->schools[i];
 		unsigned h = (unsigned)(i * 2654435761u);
+		int64_t spread = (int64_t)i * SCHOOL_SPREAD_MS; /* one school after the other */
 		cJSON *d;
 		char day[11], period[16];
 
@@ -430,13 +457,13 @@ static struct item *make_year(struct bench *b, const struct county *c, size_t *r
 		cJSON_ReplaceItemInObjectCaseSensitive(d, "committee_established",
 		                                       cJSON_CreateBool(h % 13 != 0));
 		make_return(b, c, s, "screening", "2024-P1", d,
-		            at(2024, 4, 20 + (int)(h % 10), 9, 0),
-		            at(2024, 4, 20 + (int)(h % 10), 9, 5), 1, &items[n++]);
+		            at(2024, 4, 20 + (int)(h % 10), 9, 0) + spread,
+		            at(2024, 4, 20 + (int)(h % 10), 9, 5) + spread, 1, &items[n++]);
 		/* summaries; one in ten late */
 		for (int p = 0; p < 3; p++) {
 			int late = (h >> p) % 10 == 0;
 			int64_t when = at(2024, phase_end[p][0], phase_end[p][1] - 3, 10, 0) +
-			               (late ? 5 * 86400000LL : 0);
+			               (late ? 5 * 86400000LL : 0) + spread;
 
 			d = json_dup(b->tpl.summary);
 			set_num(d, "training_sessions", (double)(h % 9));
@@ -462,8 +489,9 @@ static struct item *make_year(struct bench *b, const struct county *c, size_t *r
 				set_str(it, "completed_on", day);
 			}
 			snprintf(period, sizeof(period), "2024-%02d", m);
-			make_return(b, c, s, "rectification", period, d, at(2024, m + 1, 2, 9, 0),
-			            at(2024, m + 1, 2, 9, 1), 1, &items[n++]);
+			make_return(b, c, s, "rectification", period, d,
+			            at(2024, m + 1, 2, 9, 0) + spread,
+			            at(2024, m + 1, 2, 9, 1) + spread, 1, &items[n++]);
 		}
 		/* incidents for a third of the schools, one or two each, one in fifty of level 3 */
 		for (unsigned k = 0; i % 3 == 0 && k < 1 + h % 2; k++) {
@@ -482,12 +510,208 @@ static struct item *make_year(struct bench *b, const struct county *c, size_t *r
 				set_num(d, "level", 1 + (h + k) % 2);
 			}
 			snprintf(period, sizeof(period), "2024-%02d", m);
-			make_return(b, c, s, "incident", period, d, at(2024, m, dd, 18, 0),
-			            at(2024, m, dd, 18, 10), 1, &items[n++]);
+			make_return(b, c, s, "incident", period, d, at(2024, m, dd, 18, 0) + spread,
+			            at(2024, m, dd, 18, 10) + spread, 1, &items[n++]);
 		}
 	}
 	*ret_n = n;
 	return items;
+}
+
+/* --- roll-ups, as a hub sends them ------------------------------------------------- */
+
+struct ref {
+	const struct item *it;
+	size_t pos; /* in the county's stream */
+};
+
+/* By form, period, then the time the hub received it. */
+static int compare_ref(const void *a, const void *b)
+{
+	const struct ref *x = a, *y = b;
+	int c = strcmp(x->it->form, y->it->form);
+
+	if (c == 0)
+		c = strcmp(x->it->period, y->it->period);
+	if (c == 0)
+		c = (x->it->received_ms > y->it->received_ms) -
+		    (x->it->received_ms < y->it->received_ms);
+	if (c == 0)
+		c = (x->pos > y->pos) - (x->pos < y->pos);
+	return c;
+}
+
+/* A roll-up's place in the stream: after the last return it lists. */
+struct placed {
+	struct item it;
+	size_t after;
+	size_t order;
+};
+
+static int compare_placed(const void *a, const void *b)
+{
+	const struct placed *x = a, *y = b;
+
+	if (x->after != y->after)
+		return (x->after > y->after) - (x->after < y->after);
+	return (x->order > y->order) - (x->order < y->order);
+}
+
+static const struct rollup_plan *plan_of(const struct bench *b, const char *form)
+{
+	for (size_t i = 0; i < b->forms->count; i++)
+		if (strcmp(b->forms->forms[i].id, form) == 0)
+			return b->plans[i];
+	bench_fail(NAME, form);
+	return NULL;
+}
+
+/* The roll-up of refs[0, n) (one (form, period), by receive time) as county c's hub
+ * computes it 5 s after the last of them (county-hub/src/report.c), signed. *roll holds
+ * those returns' data. */
+static void make_rollup(const struct county *c, const struct ref *refs, size_t n,
+                        const struct rollup *roll, const unsigned char *seen, int expected,
+                        long long on_time, struct item *it)
+{
+	cJSON *p = cJSON_CreateObject(), *list, *missing, *obj = NULL, *o;
+	struct buf rows, arr;
+
+	memset(it, 0, sizeof(*it));
+	it->rollup = 1;
+	snprintf(it->form, sizeof(it->form), "%s", refs[0].it->form);
+	snprintf(it->period, sizeof(it->period), "%s", refs[0].it->period);
+	datetime_format_rfc3339(refs[n - 1].it->received_ms + 5000, OFFSET_MIN, it->created);
+	it->expected = expected ? (long long)c->nschools : -1;
+	it->received_n = (long long)n;
+	it->on_time_n = on_time;
+	if (rollup_to_json(roll, &obj) < 0)
+		bench_fail(NAME, "out of memory");
+	it->rollup_text = cJSON_PrintUnformatted(obj);
+	if (!p || !it->rollup_text || !cJSON_AddStringToObject(p, "type", "rollup") ||
+	    !cJSON_AddStringToObject(p, "county_id", c->id) ||
+	    !cJSON_AddStringToObject(p, "form", it->form) ||
+	    !cJSON_AddStringToObject(p, "period", it->period) ||
+	    !cJSON_AddStringToObject(p, "status", "provisional") ||
+	    !cJSON_AddStringToObject(p, "computed_at", it->created) ||
+	    !(expected ? cJSON_AddNumberToObject(p, "expected", (double)c->nschools)
+	               : cJSON_AddNullToObject(p, "expected")) ||
+	    !cJSON_AddNumberToObject(p, "received", (double)n) ||
+	    !cJSON_AddNumberToObject(p, "on_time", (double)on_time))
+		bench_fail(NAME, "out of memory");
+	cJSON_AddItemToObject(p, "rollup", obj);
+	buf_init(&rows, 64u << 20);
+	buf_init(&arr, 1u << 20);
+	if (!(list = cJSON_AddArrayToObject(p, "submissions")) ||
+	    !(missing = cJSON_AddArrayToObject(p, "missing")) || buf_putc(&arr, '{') < 0)
+		bench_fail(NAME, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		o = cJSON_CreateObject();
+		cJSON_AddItemToArray(list, o);
+		if (!o || !cJSON_AddStringToObject(o, "submission_id", refs[i].it->id) ||
+		    !cJSON_AddStringToObject(o, "sha256", refs[i].it->sha) ||
+		    buf_printf(&rows, "%s\t%s\n", refs[i].it->id, refs[i].it->sha) < 0)
+			bench_fail(NAME, "out of memory");
+	}
+	for (size_t s = 0; expected && s < c->nschools; s++) {
+		if (seen[s])
+			continue;
+		if (!cJSON_AddItemToArray(missing, cJSON_CreateString(c->schools[s].id)) ||
+		    buf_printf(&arr, "%s%s", arr.len > 1 ? "," : "", c->schools[s].id) < 0)
+			bench_fail(NAME, "out of memory");
+	}
+	if (buf_putc(&arr, '}') < 0)
+		bench_fail(NAME, "out of memory");
+	it->payload = cJSON_PrintUnformatted(p);
+	if (!it->payload)
+		bench_fail(NAME, "out of memory");
+	sign_text(&c->key, c->id, it->payload, &it->jws);
+	it->listed_rows = rows.data ? strdup(rows.data) : strdup("");
+	it->missing_text = strdup(arr.data);
+	if (!it->listed_rows || !it->missing_text)
+		bench_fail(NAME, "out of memory");
+	buf_release(&rows);
+	buf_release(&arr);
+	cJSON_Delete(p);
+}
+
+/* County c's returns items[0, n) with, after them, the roll-ups its hub forwards: for each
+ * (form, period), one after every b->rollup_every returns in receive order and one after
+ * the last, each placed in the stream after the last return it lists. items is consumed;
+ * the stream is returned, *ret_n items long, and *ret_rollups of them are roll-ups. */
+static struct item *add_rollups(struct bench *b, const struct county *c, struct item *items,
+                                size_t n, size_t *ret_n, size_t *ret_rollups)
+{
+	struct ref *refs = xcalloc(n, sizeof(*refs));
+	struct placed *placed = xcalloc(n, sizeof(*placed));
+	unsigned char *seen = xcalloc(c->nschools, 1);
+	struct item *out;
+	size_t np = 0, k = 0, j = 0;
+
+	for (size_t i = 0; i < n; i++)
+		refs[i] = (struct ref){.it = &items[i], .pos = i};
+	qsort(refs, n, sizeof(*refs), compare_ref);
+	for (size_t g = 0; g < n; g = k) {
+		enum calendar_period_type type;
+		struct rollup roll;
+		int64_t deadline = 0;
+		int expected, has_deadline;
+		long long on_time = 0;
+		size_t after = 0;
+
+		for (k = g; k < n && strcmp(refs[k].it->form, refs[g].it->form) == 0 &&
+		            strcmp(refs[k].it->period, refs[g].it->period) == 0;
+		     k++)
+			;
+		if (calendar_period_type(b->calendar, refs[g].it->form, &type) < 0 ||
+		    rollup_init(&roll, plan_of(b, refs[g].it->form)) < 0)
+			bench_fail(NAME, "a form without a calendar or a plan");
+		expected = type != CALENDAR_PERIOD_EVENT &&
+		           calendar_period_required(b->calendar, refs[g].it->form,
+		                                    refs[g].it->period) > 0;
+		has_deadline = type != CALENDAR_PERIOD_EVENT &&
+		               calendar_deadline_ms(b->calendar, refs[g].it->form,
+		                                    refs[g].it->period, &deadline) == 0;
+		memset(seen, 0, c->nschools);
+		for (size_t i = g; i < k; i++) {
+			const struct item *it = refs[i].it;
+			cJSON *payload = cJSON_Parse(it->payload);
+			size_t school = strtoul(it->school + 6, NULL, 10) - 1;
+
+			if (!payload ||
+			    rollup_add(&roll, cJSON_GetObjectItemCaseSensitive(payload, "data")) <
+			            0 ||
+			    school >= c->nschools)
+				bench_fail(NAME, "a generated return does not fit its roll-up");
+			cJSON_Delete(payload);
+			seen[school] = 1;
+			on_time += type == CALENDAR_PERIOD_EVENT
+			                   ? it->on_time == 1
+			                   : has_deadline && it->received_ms < deadline;
+			after = refs[i].pos > after ? refs[i].pos : after;
+			if ((i - g + 1) % (size_t)b->rollup_every == 0 || i + 1 == k) {
+				make_rollup(c, &refs[g], i - g + 1, &roll, seen, expected, on_time,
+				            &placed[np].it);
+				placed[np].after = after;
+				placed[np].order = np;
+				np++;
+			}
+		}
+		rollup_release(&roll);
+	}
+	qsort(placed, np, sizeof(*placed), compare_placed);
+	out = xcalloc(n + np, sizeof(*out));
+	for (size_t i = 0; i < n; i++) {
+		out[i + j] = items[i];
+		for (; j < np && placed[j].after == i; j++)
+			out[i + j + 1] = placed[j].it;
+	}
+	free(items);
+	free(refs);
+	free(placed);
+	free(seen);
+	*ret_n = n + np;
+	*ret_rollups = np;
+	return out;
 }
 
 static char *make_roster(const struct county *c)
@@ -556,9 +780,10 @@ static void make_batch(const struct county *c, const char *roster, const struct 
 	for (size_t i = from; i < to; i++) {
 		o = cJSON_CreateObject();
 		cJSON_AddItemToArray(list, o);
-		if (!cJSON_AddStringToObject(o, "kind", "submission") ||
+		if (!cJSON_AddStringToObject(o, "kind",
+		                             items[i].rollup ? "rollup" : "submission") ||
 		    !cJSON_AddStringToObject(o, "jws", items[i].jws) ||
-		    !cJSON_AddStringToObject(o, "receipt", items[i].receipt))
+		    (!items[i].rollup && !cJSON_AddStringToObject(o, "receipt", items[i].receipt)))
 			bench_fail(NAME, "out of memory");
 	}
 	text = cJSON_PrintUnformatted(p);
@@ -586,6 +811,8 @@ static double verify_all(const struct county *c, const struct item *items, size_
 		const struct school *s = k < c->nschools ? &c->schools[k] : NULL;
 		struct jws j;
 
+		if (items[i].rollup)
+			continue;
 		jws_init(&j);
 		if (!s ||
 		    jws_parse(&j, items[i].jws, strlen(items[i].jws), 0, err, sizeof(err)) < 0 ||
@@ -610,17 +837,76 @@ static void copy_field(struct buf *out, const char *s, int last)
 		bench_fail(NAME, "out of memory");
 }
 
-static double copy_all(PGconn *conn, const struct county *c, const struct item *items, size_t n)
+/* Sends rows with COPY; the seconds it took. */
+static double copy_rows(PGconn *conn, const char *sql, const struct buf *rows)
 {
-	struct buf rows;
-	PGresult *r;
-	double t0;
+	double t0 = bench_now_seconds();
+	PGresult *r = PQexec(conn, sql);
+
+	if (PQresultStatus(r) != PGRES_COPY_IN)
+		bench_fail(NAME, PQresultErrorMessage(r));
+	PQclear(r);
+	if (PQputCopyData(conn, rows->data ? rows->data : "", (int)rows->len) != 1 ||
+	    PQputCopyEnd(conn, NULL) != 1)
+		bench_fail(NAME, PQerrorMessage(conn));
+	while ((r = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			bench_fail(NAME, PQresultErrorMessage(r));
+		PQclear(r);
+	}
+	return bench_now_seconds() - t0;
+}
+
+static void copy_number(struct buf *out, long long v, int last)
+{
+	if ((v < 0 ? buf_puts(out, "\\N") : buf_printf(out, "%lld", v)) < 0 ||
+	    buf_putc(out, last ? '\n' : '\t') < 0)
+		bench_fail(NAME, "out of memory");
+}
+
+/* The returns of items[0, n) into submissions, then its roll-ups into rollups and
+ * rollup_submissions, as the ingest stores them (ids given here). */
+static double copy_all(struct bench *b, PGconn *conn, const struct county *c,
+                       const struct item *items, size_t n)
+{
+	struct buf rows, rollups, listed;
+	double seconds;
 	char version[8];
 
 	buf_init(&rows, 1u << 30);
+	buf_init(&rollups, 1u << 30);
+	buf_init(&listed, 1u << 30);
 	for (size_t i = 0; i < n; i++) {
 		const struct item *it = &items[i];
 
+		if (it->rollup) {
+			long long id = ++b->copy_rollup_id;
+
+			copy_number(&rollups, id, 0);
+			copy_field(&rollups, c->id, 0);
+			copy_field(&rollups, it->form, 0);
+			copy_field(&rollups, it->period, 0);
+			copy_field(&rollups, "provisional", 0);
+			copy_field(&rollups, it->created, 0);
+			copy_number(&rollups, it->expected, 0);
+			copy_number(&rollups, it->received_n, 0);
+			copy_number(&rollups, it->on_time_n, 0);
+			copy_field(&rollups, it->rollup_text, 0);
+			copy_field(&rollups, it->missing_text, 0);
+			copy_field(&rollups, it->payload, 0);
+			copy_field(&rollups, it->jws, 0);
+			copy_field(&rollups, "t", 0);
+			copy_field(&rollups, "2024-12-01T10:00:00+08:00", 1);
+			for (const char *l = it->listed_rows; *l;) {
+				const char *end = strchr(l, '\n');
+
+				if (buf_printf(&listed, "%lld\t%s\t%.*s\n", id, c->id,
+				               (int)(end - l), l) < 0)
+					bench_fail(NAME, "out of memory");
+				l = end + 1;
+			}
+			continue;
+		}
 		snprintf(version, sizeof(version), "%d", 1);
 		copy_field(&rows, it->id, 0);
 		copy_field(&rows, c->id, 0);
@@ -644,25 +930,30 @@ static double copy_all(PGconn *conn, const struct county *c, const struct item *
 		if (buf_puts(&rows, "\\N\n") < 0)
 			bench_fail(NAME, "out of memory");
 	}
-	t0 = bench_now_seconds();
-	r = PQexec(conn,
-	           "COPY submissions (submission_id, county_id, school_id, form, form_version,"
-	           " period, payload, jws, payload_sha256, receipt_jws, receipt_verified,"
-	           " created_at, hub_received_at, region_received_at, on_time, supersedes,"
-	           " signature_verified, roster_version, batch_id) FROM STDIN");
-	if (PQresultStatus(r) != PGRES_COPY_IN)
-		bench_fail(NAME, PQresultErrorMessage(r));
-	PQclear(r);
-	if (PQputCopyData(conn, rows.data, (int)rows.len) != 1 || PQputCopyEnd(conn, NULL) != 1)
-		bench_fail(NAME, PQerrorMessage(conn));
-	while ((r = PQgetResult(conn)) != NULL) {
-		if (PQresultStatus(r) != PGRES_COMMAND_OK)
-			bench_fail(NAME, PQresultErrorMessage(r));
-		PQclear(r);
+	seconds = copy_rows(conn,
+	                    "COPY submissions (submission_id, county_id, school_id, form,"
+	                    " form_version, period, payload, jws, payload_sha256, receipt_jws,"
+	                    " receipt_verified, created_at, hub_received_at, region_received_at,"
+	                    " on_time, supersedes, signature_verified, roster_version, batch_id)"
+	                    " FROM STDIN",
+	                    &rows);
+	if (rollups.len > 0) {
+		/* COPY writes the identity column as given */
+		seconds += copy_rows(conn,
+		                     "COPY rollups (rollup_id, county_id, form, period, status,"
+		                     " computed_at, expected, received, on_time, rollup, missing,"
+		                     " payload, jws, signature_verified, region_received_at)"
+		                     " FROM STDIN",
+		                     &rollups);
+		seconds += copy_rows(conn,
+		                     "COPY rollup_submissions (rollup_id, county_id, submission_id,"
+		                     " sha256) FROM STDIN",
+		                     &listed);
 	}
-	t0 = bench_now_seconds() - t0;
 	buf_release(&rows);
-	return t0;
+	buf_release(&rollups);
+	buf_release(&listed);
+	return seconds;
 }
 
 /* --- HTTP --------------------------------------------------------------------------- */
@@ -741,7 +1032,7 @@ struct sender {
 	struct bench *b;
 	const struct county *county;
 	struct item *items;
-	size_t nitems;
+	size_t nitems, nreturns, nrollups;
 	char *roster;
 	struct buf *bodies;
 	size_t nbodies;
@@ -985,6 +1276,9 @@ int main(int argc, char **argv)
 	b.connections = bench_env_long("BENCH_REGION_CONNECTIONS", 2);
 	b.connections = b.connections > 64 ? 64 : b.connections;
 	b.query_runs = bench_env_long("BENCH_REGION_QUERY_RUNS", 40);
+	b.rollup_every = getenv("BENCH_REGION_ROLLUP_EVERY")
+	                         ? strtol(getenv("BENCH_REGION_ROLLUP_EVERY"), NULL, 10)
+	                         : ROLLUP_EVERY;
 	if ((long)b.ncounties > b.schools)
 		b.ncounties = (size_t)b.schools;
 	if (b.ncounties > 9999 || b.schools / (long)b.ncounties >= 9999)
@@ -996,6 +1290,14 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/forms", b.schemas);
 	if (form_set_load_dir(path, &b.forms, err, sizeof(err)) < 0)
 		bench_fail(NAME, err);
+	snprintf(path, sizeof(path), "%s/campaigns", b.schemas);
+	if (calendar_load_dir(path, &b.calendar, err, sizeof(err)) < 0)
+		bench_fail(NAME, err);
+	b.plans = xcalloc(b.forms->count, sizeof(*b.plans));
+	for (size_t i = 0; i < b.forms->count; i++)
+		if (rollup_plan_compile(schema_root(b.forms->forms[i].schema), err, sizeof(err),
+		                        &b.plans[i]) < 0)
+			bench_fail(NAME, err);
 	snprintf(path, sizeof(path), "tests/data/returns/screening/good-forms-md-example.json");
 	b.tpl.screening = load_json(path);
 	b.tpl.summary = load_json("tests/data/returns/summary/good-forms-md-example.json");
@@ -1072,6 +1374,9 @@ int main(int argc, char **argv)
 			s[j].county = k;
 			s[j].roster = make_roster(k);
 			s[j].items = make_year(&b, k, &n);
+			s[j].nreturns = n;
+			if (b.rollup_every > 0)
+				s[j].items = add_rollups(&b, k, s[j].items, n, &n, &s[j].nrollups);
 			s[j].nitems = n;
 			if (g + j == 0) {
 				snprintf(b.sample_id, sizeof(b.sample_id), "%s", s[j].items[0].id);
@@ -1086,14 +1391,22 @@ int main(int argc, char **argv)
 			}
 			b.verify_s += verify_all(k, s[j].items, n);
 			cpu0 = cpu_seconds(PQbackendPID(copy_conn));
-			b.copy_s += copy_all(copy_conn, k, s[j].items, n);
+			b.copy_s += copy_all(&b, copy_conn, k, s[j].items, n);
 			b.copy_cpu_s += cpu_seconds(PQbackendPID(copy_conn)) - cpu0;
-			/* the batches, the roster first in the first */
-			s[j].bodies = xcalloc(n / BATCH_ITEMS + 2, sizeof(*s[j].bodies));
+			/* the batches, the roster first in the first, at most BATCH_ITEMS items and
+			 * about BATCH_BYTES of item texts each */
+			s[j].bodies = xcalloc(n + 2, sizeof(*s[j].bodies));
 			for (size_t from = 0; from < n || nb == 0; nb++) {
-				size_t to = from + BATCH_ITEMS - (nb == 0);
+				size_t to = from, bytes = 0;
 
-				to = to > n ? n : to;
+				while (to < n && to - from < BATCH_ITEMS - (nb == 0) &&
+				       (to == from || bytes < BATCH_BYTES)) {
+					bytes += strlen(s[j].items[to].jws) +
+					         (s[j].items[to].receipt
+					                  ? strlen(s[j].items[to].receipt)
+					                  : 0);
+					to++;
+				}
 				buf_init(&s[j].bodies[nb], 64u << 20);
 				make_batch(k, nb == 0 ? s[j].roster : NULL, s[j].items, from, to,
 				           &gz, &s[j].bodies[nb]);
@@ -1111,7 +1424,11 @@ int main(int argc, char **argv)
 		for (size_t j = 0; j < group; j++) {
 			b.stored += s[j].stored;
 			b.not_stored += s[j].other;
-			b.returns += s[j].nitems;
+			b.returns += s[j].nreturns;
+			b.rollups += s[j].nrollups;
+			for (size_t i = 0; i < s[j].nitems; i++)
+				for (const char *l = s[j].items[i].listed_rows; l && *l; l++)
+					b.listed += *l == '\n';
 			b.items += s[j].nitems + 1;
 			for (size_t i = 0; i < s[j].nbodies; i++)
 				buf_release(&s[j].bodies[i]);
@@ -1125,10 +1442,11 @@ int main(int argc, char **argv)
 		if (g == 0 && pthread_create(&probe.thread, NULL, probe_main, &probe) != 0)
 			bench_fail(NAME, "thread");
 		if ((g / (size_t)b.connections + 1) % 5 == 0 || g + group == b.ncounties) {
-			printf("%s: %zu/%zu counties, %zu returns: ingest %.0f/s, COPY %.0f/s, "
-			       "verification %.0f/s\n",
-			       NAME, g + group, b.ncounties, b.returns,
-			       (double)b.items / b.ingest_s, (double)b.returns / b.copy_s,
+			printf("%s: %zu/%zu counties, %zu returns, %zu roll-ups: ingest %.0f/s, "
+			       "COPY %.0f/s, verification %.0f/s\n",
+			       NAME, g + group, b.ncounties, b.returns, b.rollups,
+			       (double)b.items / b.ingest_s,
+			       (double)(b.returns + b.rollups) / b.copy_s,
 			       (double)b.returns / b.verify_s);
 			fflush(stdout);
 		}
@@ -1156,7 +1474,7 @@ int main(int argc, char **argv)
 	 * set at rest, not on the dead rows the bulk load leaves */
 	exec_sql(b.dsn_ingest, "VACUUM ANALYZE");
 	ingest_rate = (double)b.items / b.ingest_s;
-	copy_rate = (double)b.returns / b.copy_s;
+	copy_rate = (double)(b.returns + b.rollups) / b.copy_s;
 	verify_rate = (double)b.returns / b.verify_s;
 	slower = copy_rate < verify_rate ? copy_rate : verify_rate;
 
@@ -1175,6 +1493,10 @@ int main(int argc, char **argv)
 	bench_report_detail(&report, "schools", (double)b.schools);
 	bench_report_detail(&report, "counties", (double)b.ncounties);
 	bench_report_detail(&report, "returns", (double)b.returns);
+	bench_report_detail(&report, "rollups", (double)b.rollups);
+	bench_report_detail(&report, "rollup_every",
+	                    (double)(b.rollup_every > 0 ? b.rollup_every : 0));
+	bench_report_detail(&report, "rollup_listed_returns", (double)b.listed);
 	bench_report_detail(&report, "items_ingested", (double)b.items);
 	bench_report_detail(&report, "items_stored", (double)b.stored);
 	bench_report_detail(&report, "items_not_stored", (double)b.not_stored);
@@ -1188,8 +1510,11 @@ int main(int argc, char **argv)
 	bench_report_detail(&report, "probes", (double)probe.done);
 	bench_report_detail(&report, "accepted_to_visible_max_ms", vis_max);
 	bench_report_detail(&report, "query_runs", (double)b.query_runs);
-	printf("%s: %zu returns of %ld schools, %zu counties; %zu items stored, %zu not\n", NAME,
-	       b.returns, b.schools, b.ncounties, b.stored, b.not_stored);
+	printf("%s: %zu returns of %ld schools, %zu counties, %zu roll-ups listing %zu returns; "
+	       "%zu "
+	       "items stored, %zu not\n",
+	       NAME, b.returns, b.schools, b.ncounties, b.rollups, b.listed, b.stored,
+	       b.not_stored);
 	bench_report_print(&report);
 
 	stop_server(&b);
@@ -1218,6 +1543,10 @@ int main(int argc, char **argv)
 	cJSON_Delete(b.tpl.rectification);
 	cJSON_Delete(b.tpl.incident);
 	cJSON_Delete(b.tpl.level3);
+	for (size_t i = 0; i < b.forms->count; i++)
+		rollup_plan_free(b.plans[i]);
+	free(b.plans);
+	calendar_free(b.calendar);
 	form_set_free(b.forms);
 	curl_global_cleanup();
 	return bench_report_write(&report, results);

@@ -1123,6 +1123,100 @@ def test_rollup_mismatches(db, data, rollups):
                 (A, t("2024-05-05T00:00")))
 
 
+def kept_comparisons_drift(dsn):
+    """What the kept comparisons of the latest roll-ups (rollup_checks, rollup_check_rows)
+    hold that comparisons made from scratch do not, and the other way round."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE kept_n AS SELECT * FROM rollup_checks; "
+                        "CREATE TEMP TABLE kept AS SELECT * FROM rollup_check_rows")
+            cur.execute("SELECT rollup_checks_refresh(array_agg(county_id), array_agg(form), "
+                        "array_agg(period)) FROM (SELECT DISTINCT county_id, form, period "
+                        "FROM rollups) k")
+            cur.execute("(SELECT 'kept', * FROM kept_n EXCEPT SELECT 'kept', * FROM rollup_checks) "
+                        "UNION ALL (SELECT 'made', * FROM rollup_checks "
+                        "EXCEPT SELECT 'made', * FROM kept_n)")
+            drift = cur.fetchall()
+            cur.execute("(SELECT 'kept', * FROM kept EXCEPT ALL "
+                        "SELECT 'kept', * FROM rollup_check_rows) UNION ALL "
+                        "(SELECT 'made', * FROM rollup_check_rows EXCEPT ALL "
+                        "SELECT 'made', * FROM kept)")
+            return drift + cur.fetchall()
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def test_rollup_integrity_judges_the_latest_of_many_versions(db, data, rollups):
+    """A hub forwards a roll-up each time its figures change: only the latest verified one
+    of a county is judged, whatever order the versions arrived in; an older one that
+    disagrees with the region (stale, or even wrong) is no mismatch."""
+    form, period = "summary", "2024-P1"
+    expected = [s for s in data.schools.values() if s.county == A
+                and s.open_during(*period_dates(form, period))]
+
+    def honest(when):
+        known = [r for r in data.returns if r.hub <= when]
+        listed = [r for r in current(known)
+                  if r.form == form and r.period == period and r.county == A]
+        got = [r for r in listed if r.school in expected]
+        on_time = [r for r in got if first_received(known, form, period, r.school)
+                   < deadline(form, period)]
+        return listed, len(got), len(on_time)
+
+    latest = t("2024-05-04T00:00")
+    listed, received, on_time = honest(latest)
+    early, early_received, early_on_time = honest(t("2024-04-29T00:00"))
+    assert len(listed) == 3 and (received, on_time) == (3, 2) and len(early) == 1
+    # the latest arrives first: the older versions get higher rollup_ids
+    versions = [
+        (latest, "final", received, on_time, [(r.id, r.sha256) for r in listed]),
+        (t("2024-04-29T00:00"), "provisional", early_received, early_on_time,
+         [(r.id, r.sha256) for r in early]),
+        # wrong as well as stale: a hash the region does not hold, A2 left out
+        (t("2024-05-02T00:00"), "provisional", 3, 3,
+         [(r.id, "d" * 64) for r in listed if r.school is not data.schools["A2"]]),
+        # the newest of all, but its signature did not verify: never the county's word
+        (t("2024-05-06T00:00"), "final", 9, 9, []),
+    ]
+    try:
+        for when, status, got, in_time, rows in versions:
+            insert_rollup(db, data, A, form, period, when, status, len(expected), got, in_time,
+                          rows)
+        execute(db, "UPDATE rollups SET signature_verified = false WHERE county_id = %s "
+                    "AND computed_at = %s", (A, t("2024-05-06T00:00")))
+        ids = query(db, "SELECT rollup_id FROM rollups WHERE county_id = %s AND form = %s "
+                        "AND period = %s ORDER BY computed_at", (A, form, period))
+        assert [i for (i,) in ids] != sorted(i for (i,) in ids)
+
+        want = (A, COUNTY_NAMES[A], "final", latest, len(expected), len(expected), received,
+                received, on_time, on_time, len(listed), 0, 0, 0, 0, 0, True)
+        rows = query(db, "SELECT * FROM rollup_integrity(%s, %s)", (form, period))
+        assert rows[0] == want and [(r[0], r[2], r[16]) for r in rows[1:]] == [(B, None, None)]
+        assert query(db, "SELECT * FROM rollup_integrity(%s, %s, %s)",
+                     (form, period, A)) == [want]
+        assert query(db, "SELECT county_id, computed_at, status FROM rollup_latest(%s, %s)",
+                     (form, period)) == [(A, latest, "final")]
+        for county in (None, A):
+            assert query(db, "SELECT * FROM rollup_mismatches(%s, %s, %s)",
+                         (form, period, county)) == []
+        # what is kept for each county's latest roll-up follows every version written
+        kept = query(db, "SELECT rollup_id, listed FROM rollup_checks WHERE county_id = %s "
+                         "AND form = %s AND period = %s", (A, form, period))
+        assert kept == [(ids[2][0], len(listed))] and kept_comparisons_drift(db) == []
+        # once the wrong version is the latest verified one, it is judged
+        execute(db, "DELETE FROM rollups WHERE county_id = %s AND computed_at >= %s",
+                (A, latest))
+        rows = query(db, "SELECT problem, count(*) FROM rollup_mismatches(%s, %s) GROUP BY 1 "
+                         "ORDER BY 1", (form, period))
+        assert rows == [("not_in_rollup", 1), ("sha256_differs", 2)]
+        assert kept_comparisons_drift(db) == []
+    finally:
+        execute(db, "DELETE FROM rollups WHERE county_id = %s AND form = %s AND period = %s",
+                (A, form, period))
+
+
 # --- chain of custody -----------------------------------------------------------------------
 
 
