@@ -82,12 +82,20 @@ struct worker {
 	pthread_t thread;
 };
 
+/* A county's public key, read from the folder of its first school that syncs, then
+ * shared by all its schools' syncers. */
+struct county_key {
+	struct jwk key;
+	int loaded;
+};
+
 struct run_ctx {
 	const struct region *g;
 	const char *dir;
 	struct clock clock;
 	struct submitter proto; /* forms, calendar and envelope shared by every school */
 	struct school_run *schools;
+	struct county_key *county_keys; /* one per county of g */
 	atomic_int stop;
 	atomic_int failed;
 	atomic_int running;   /* workers not done yet */
@@ -144,12 +152,33 @@ out:
 	return r;
 }
 
-/* Records the receipt of action k, now in sent/. */
-static int record_receipt(struct run_ctx *ctx, uint32_t school, size_t k, const struct agent *a,
-                          const struct jwk *county)
+/* Records the receipt of action k: rc verified for the queued item. */
+static int record(struct run_ctx *ctx, uint32_t school, size_t k, const struct spool_item *item,
+                  const struct receipt *rc)
 {
 	struct school_run *sr = &ctx->schools[school];
 	struct truth_record rec = {.school = school, .action = (uint32_t)k};
+	int r;
+
+	memcpy(rec.id, item->id, sizeof(rec.id));
+	memcpy(rec.supersedes, item->supersedes, sizeof(rec.supersedes));
+	rec.received_ms = rc->received_ms;
+	rec.on_time = rc->on_time;
+	rec.planned = sr->actions[k].planned;
+	r = add_record(ctx, &rec);
+	if (r == 0) {
+		sr->confirmed[k] = 1;
+		sr->pending--;
+	}
+	return r;
+}
+
+/* Records the receipt of action k found in sent/ (one that the syncer's on_sent did not
+ * report), read back and verified against the county's key. */
+static int record_from_spool(struct run_ctx *ctx, uint32_t school, size_t k, const struct agent *a,
+                             const struct jwk *county)
+{
+	struct school_run *sr = &ctx->schools[school];
 	struct spool_item item;
 	struct receipt_expect want;
 	struct receipt rc;
@@ -185,20 +214,36 @@ static int record_receipt(struct run_ctx *ctx, uint32_t school, size_t k, const 
 		          sr->ids[k], err);
 		goto out;
 	}
-	memcpy(rec.id, item.id, sizeof(rec.id));
-	memcpy(rec.supersedes, item.supersedes, sizeof(rec.supersedes));
-	rec.received_ms = rc.received_ms;
-	rec.on_time = rc.on_time;
-	rec.planned = sr->actions[k].planned;
-	r = add_record(ctx, &rec);
-	if (r == 0) {
-		sr->confirmed[k] = 1;
-		sr->pending--;
-	}
+	r = record(ctx, school, k, &item, &rc);
 out:
 	buf_release(&jws);
 	buf_release(&text);
 	return r;
+}
+
+/* What the syncer's on_sent needs to record a receipt. */
+struct sent_hook {
+	struct run_ctx *ctx;
+	uint32_t school;
+	int result; /* the first failure to record, else 0 */
+};
+
+/* syncer.on_sent: the receipt the syncer has just verified and written to sent/. */
+static void on_sent(void *data, const struct spool_item *item, const struct receipt *rc)
+{
+	struct sent_hook *h = data;
+	struct school_run *sr = &h->ctx->schools[h->school];
+	int r;
+
+	for (size_t k = 0; k < sr->action_count; k++) {
+		if (sr->confirmed[k] || strcmp(sr->ids[k], item->id) != 0)
+			continue;
+		r = record(h->ctx, h->school, k, item, rc);
+		if (r < 0 && h->result == 0)
+			h->result = r;
+		return;
+	}
+	/* not one of this run's returns (left by an earlier run): nothing to record */
 }
 
 /* Looks at every queued return of the school without a receipt yet. */
@@ -219,7 +264,7 @@ static int collect(struct run_ctx *ctx, uint32_t school, const struct agent *a,
 			return log_errno(r, "school %s: return %s is in none of its folders",
 			                 a->cfg.school_id, sr->ids[k]);
 		if (st == SPOOL_SENT) {
-			r = record_receipt(ctx, school, k, a, county);
+			r = record_from_spool(ctx, school, k, a, county);
 			if (r < 0)
 				return r;
 		} else if (st == SPOOL_REJECTED) {
@@ -235,25 +280,57 @@ static int collect(struct run_ctx *ctx, uint32_t school, const struct agent *a,
 	return 0;
 }
 
-/* Sync passes until the school's outbox is empty or passes run out. */
+/* The public key of the school's county, loaded once for all its schools. */
+static int county_key(struct run_ctx *ctx, uint32_t school, const struct agent *a,
+                      const struct jwk **ret)
+{
+	struct county_key *ck = &ctx->county_keys[ctx->g->schools[school].county];
+	char err[ERR_MAX];
+	int r = 0;
+
+	pthread_mutex_lock(&ctx->lock);
+	if (!ck->loaded) {
+		r = agent_county_key(a, &ck->key, err, sizeof(err));
+		if (r == 0)
+			ck->loaded = 1;
+		else
+			log_error("school %s: %s", a->cfg.school_id, err);
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	*ret = &ck->key;
+	return r;
+}
+
+/* Sync passes until the school's outbox is empty or passes run out. Each receipt is
+ * recorded as the syncer writes it (on_sent); collect() then finds what is left: a
+ * rejection, or a receipt written by a pass whose report was cut short. */
 static int deliver(struct run_ctx *ctx, uint32_t school, const struct agent *a, int passes)
 {
 	struct school_run *sr = &ctx->schools[school];
+	struct sent_hook hook = {.ctx = ctx, .school = school};
+	const struct jwk *county;
 	struct sync_result res;
 	struct syncer sy;
 	char err[ERR_MAX];
 	int r;
 
-	r = syncer_init(&sy, a, err, sizeof(err));
+	r = county_key(ctx, school, a, &county);
+	if (r < 0)
+		return r;
+	r = syncer_init_with_key(&sy, a, county, err, sizeof(err));
 	if (r < 0) {
 		log_error("school %s: cannot sync: %s", a->cfg.school_id, err);
 		return r;
 	}
 	sy.force = 1; /* the simulated officer presses "send now" */
+	sy.on_sent = on_sent;
+	sy.on_sent_data = &hook;
 	for (int i = 0; i < passes && sr->pending && !atomic_load(&ctx->stop); i++) {
 		if (i > 0)
 			sleep_ms(20LL << (i < 6 ? i - 1 : 5));
 		r = syncer_pass(&sy, stop_requested, ctx, &res);
+		if (r == 0)
+			r = hook.result;
 		if (r == 0)
 			r = collect(ctx, school, a, &sy.county);
 		if (r < 0)
@@ -627,8 +704,9 @@ static int run(const struct run_args *a, const struct region *g, const char *spe
 	if (nworkers > g->school_count)
 		nworkers = g->school_count;
 	ctx.schools = calloc(g->school_count, sizeof(*ctx.schools));
+	ctx.county_keys = calloc(g->county_count, sizeof(*ctx.county_keys));
 	workers = calloc(nworkers, sizeof(*workers));
-	r = ctx.schools && workers ? schedule(&ctx, workers, nworkers) : -ENOMEM;
+	r = ctx.schools && ctx.county_keys && workers ? schedule(&ctx, workers, nworkers) : -ENOMEM;
 	if (r == 0)
 		r = make_proto(&ctx);
 	if (r < 0)
@@ -692,6 +770,10 @@ out:
 	for (size_t i = 0; workers && i < nworkers; i++)
 		free(workers[i].items);
 	free(workers);
+	for (size_t i = 0; ctx.county_keys && i < g->county_count; i++)
+		if (ctx.county_keys[i].loaded)
+			jwk_release(&ctx.county_keys[i].key);
+	free(ctx.county_keys);
 	free(ctx.schools);
 	free(ctx.records);
 	ctx.proto.agent = NULL;
