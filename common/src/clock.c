@@ -26,6 +26,11 @@ static int64_t monotonic_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+int64_t clock_monotonic_ms(void)
+{
+	return monotonic_ns() / 1000000;
+}
+
 static int64_t realtime_ns(void)
 {
 	struct timespec ts;

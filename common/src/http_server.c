@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/errlist.h"
 #include "common/errmsg.h"
 #include "common/fileio.h"
@@ -349,14 +350,6 @@ void http_server_stop(struct http_server *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *watchdog_main(void *data)
 {
 	struct http_watchdog *w = data;
@@ -365,7 +358,7 @@ static void *watchdog_main(void *data)
 	pthread_setname_np(pthread_self(), "http-watchdog");
 	pthread_mutex_lock(&w->lock);
 	while (!w->stopping) {
-		int64_t now = monotonic_ms();
+		int64_t now = clock_monotonic_ms();
 
 		for (struct http_watch *e = w->list; e; e = e->next) {
 			if (e->busy || e->cut || now - e->phase_start_ms <= w->deadline_ms)
@@ -460,7 +453,7 @@ struct http_watch *http_watch_open(struct http_watchdog *w, int fd)
 	if (!e)
 		return NULL;
 	e->fd = fd;
-	e->phase_start_ms = monotonic_ms();
+	e->phase_start_ms = clock_monotonic_ms();
 	pthread_mutex_lock(&w->lock);
 	e->next = w->list;
 	if (w->list)
@@ -500,6 +493,6 @@ void http_watch_idle(struct http_watchdog *w, struct http_watch *e)
 		return;
 	pthread_mutex_lock(&w->lock);
 	e->busy = 0;
-	e->phase_start_ms = monotonic_ms();
+	e->phase_start_ms = clock_monotonic_ms();
 	pthread_mutex_unlock(&w->lock);
 }

@@ -192,14 +192,6 @@ static int collect(void *data, const struct store_outbox_row *row)
 	return 0;
 }
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct rollup_sent *rollup_sent_find(struct forwarder *f, const char *ref)
 {
 	for (size_t i = 0; i < f->sent_count; i++)
@@ -330,7 +322,7 @@ static void check_size(struct item *it)
  * 0), or -EBUSY or another store error. */
 static int prepare(struct forwarder *f, struct batch *b)
 {
-	int64_t now_ms, mono_ms = monotonic_ms();
+	int64_t now_ms, mono_ms = clock_monotonic_ms();
 	size_t total = 0, keep;
 	int any = 0, write = 0, r;
 

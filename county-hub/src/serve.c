@@ -44,6 +44,7 @@
 #include <microhttpd.h>
 
 #include "common/calendar.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/form.h"
 #include "common/http_server.h"
@@ -601,14 +602,6 @@ static int load_data(struct server *srv)
 	return 0;
 }
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The HTTP server's settings (common/http_server.h). */
 static void http_options(struct server *srv, struct http_server_options *ret)
 {
@@ -814,8 +807,8 @@ static int serve(struct server *srv)
 	/* the checks queued go to the writer, which stores them all, then answers */
 	workpool_stop(srv->pool_work);
 	writer_stop(srv->writer);
-	until = monotonic_ms() + SHUTDOWN_WAIT_MS;
-	while (atomic_load(&srv->active) > 0 && monotonic_ms() < until)
+	until = clock_monotonic_ms() + SHUTDOWN_WAIT_MS;
+	while (atomic_load(&srv->active) > 0 && clock_monotonic_ms() < until)
 		usleep(10000);
 	r = 0;
 out:

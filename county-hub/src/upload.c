@@ -11,6 +11,7 @@
 
 #include "common/buf.h"
 #include "common/calendar.h"
+#include "common/clock.h"
 #include "common/datetime.h"
 #include "common/errlist.h"
 #include "common/form.h"
@@ -75,20 +76,12 @@ static void reject(struct server *srv, struct upload *u, struct http_reply *repl
 		         u ? u->peer : "-", school, id, message);
 }
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1 when the store's disk has less free space than min_free_bytes, as statvfs(3) said at
  * most FREE_SPACE_CHECK_MS ago: one system call per upload would cost more than the
  * answer is worth at thousands of uploads a second. */
 static int disk_nearly_full(struct server *srv)
 {
-	int64_t now = monotonic_ms();
+	int64_t now = clock_monotonic_ms();
 	long long free_bytes = atomic_load(&srv->free_bytes);
 	struct statvfs st;
 

@@ -35,6 +35,7 @@
 #include <microhttpd.h>
 
 #include "common/calendar.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/form.h"
 #include "common/log.h"
@@ -664,14 +665,6 @@ static void server_release(struct server *srv)
 	form_set_free(srv->forms);
 }
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The HTTPS settings of serve (flags and --config FILE). */
 struct tls_options {
 	char *cert;
@@ -739,8 +732,8 @@ static int run(struct server *srv, const struct tls_options *tls)
 	log_info("stopping on %s: finishing the requests in progress",
 	         sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	http_server_quiesce(&http);
-	until = monotonic_ms() + SHUTDOWN_WAIT_MS;
-	while (atomic_load(&srv->active) > 0 && monotonic_ms() < until)
+	until = clock_monotonic_ms() + SHUTDOWN_WAIT_MS;
+	while (atomic_load(&srv->active) > 0 && clock_monotonic_ms() < until)
 		usleep(10000);
 	http_server_stop(&http);
 	http_watchdog_stop(&srv->watchdog);

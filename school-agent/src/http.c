@@ -314,17 +314,9 @@ static void finish(struct http_client *c, struct http_transfer *t, CURLcode cc)
 	t->result = errno_of(cc);
 }
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int http_post_wait(struct http_client *c, int timeout_ms, size_t *ret_index)
 {
-	int64_t deadline = timeout_ms > 0 ? monotonic_ms() + timeout_ms : 0;
+	int64_t deadline = timeout_ms > 0 ? clock_monotonic_ms() + timeout_ms : 0;
 
 	for (;;) {
 		struct http_transfer *t = NULL;
@@ -346,7 +338,7 @@ int http_post_wait(struct http_client *c, int timeout_ms, size_t *ret_index)
 			return 1;
 		}
 		if (timeout_ms > 0) {
-			int64_t left = deadline - monotonic_ms();
+			int64_t left = deadline - clock_monotonic_ms();
 
 			if (left <= 0)
 				timeout_ms = 0;

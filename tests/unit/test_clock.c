@@ -223,13 +223,41 @@ static void test_from_env(void **state)
 	assert_true(c.is_real);
 }
 
+/* Monotonic milliseconds: they follow CLOCK_MONOTONIC (not RETURNS_CLOCK, not the wall
+ * clock) and never go back. */
+static void test_monotonic(void **state)
+{
+	struct timespec ts;
+	int64_t before, now, after, prev;
+
+	(void)state;
+	assert_int_equal(setenv("RETURNS_CLOCK", "2024-05-01T00:00:00+08:00 x86400", 1), 0);
+	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+	before = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	now = clock_monotonic_ms();
+	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+	after = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	assert_true(before <= now && now <= after);
+	assert_int_equal(unsetenv("RETURNS_CLOCK"), 0);
+
+	prev = clock_monotonic_ms();
+	for (int i = 0; i < 1000; i++) {
+		now = clock_monotonic_ms();
+		assert_true(now >= prev);
+		prev = now;
+	}
+	before = clock_monotonic_ms();
+	sleep_ms(30);
+	assert_true(clock_monotonic_ms() - before >= 30);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_real),     cmocka_unit_test(test_fixed),
 	        cmocka_unit_test(test_fast),     cmocka_unit_test(test_fast_clamped),
 	        cmocka_unit_test(test_anchored), cmocka_unit_test(test_malformed),
-	        cmocka_unit_test(test_from_env),
+	        cmocka_unit_test(test_from_env), cmocka_unit_test(test_monotonic),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

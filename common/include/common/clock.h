@@ -34,4 +34,9 @@ int64_t clock_now_ms(const struct clock *c);
  * positive wait; a fixed clock never advances, so it waits clock_ms of real time). */
 int64_t clock_real_wait_ms(const struct clock *c, int64_t clock_ms);
 
+/* Milliseconds of real time on CLOCK_MONOTONIC, from an arbitrary origin: for timeouts,
+ * pacing and measured durations, which must not follow RETURNS_CLOCK nor jumps of the
+ * wall clock. Never a date. */
+int64_t clock_monotonic_ms(void);
+
 #endif
