@@ -167,7 +167,8 @@ static void release_parts(struct http_client *c)
 int http_client_init(struct http_client *ret, const char *base_url, const struct http_options *o,
                      char *err, size_t errlen)
 {
-	struct http_client c = {0};
+	struct http_client c = {.parallel = o->parallel};
+	size_t transfers = o->transfers ? o->transfers : o->parallel;
 	size_t n = strlen(base_url);
 	CURLcode cc = CURLE_OK;
 	CURLMcode mc = CURLM_OK;
@@ -176,6 +177,11 @@ int http_client_init(struct http_client *ret, const char *base_url, const struct
 	if (o->parallel < 1 || o->parallel > HTTP_PARALLEL_MAX) {
 		snprintf(err, errlen, "uploads in flight must be 1 to %d, not %zu",
 		         HTTP_PARALLEL_MAX, o->parallel);
+		return -EINVAL;
+	}
+	if (transfers < o->parallel || transfers > 2 * o->parallel) {
+		snprintf(err, errlen, "transfers must be %zu to %zu, not %zu", o->parallel,
+		         2 * o->parallel, transfers);
 		return -EINVAL;
 	}
 	r = peer_url_check(base_url, "hub", err, errlen);
@@ -189,7 +195,7 @@ int http_client_init(struct http_client *ret, const char *base_url, const struct
 	}
 	r = -ENOMEM;
 	c.url = malloc(n + sizeof(SUBMISSIONS_PATH));
-	c.transfers = calloc(o->parallel, sizeof(*c.transfers));
+	c.transfers = calloc(transfers, sizeof(*c.transfers));
 	c.multi = curl_multi_init();
 	if (!c.url || !c.transfers || !c.multi)
 		goto fail;
@@ -205,7 +211,7 @@ int http_client_init(struct http_client *ret, const char *base_url, const struct
 		c.headers = curl_slist_append(c.headers, "Expect:");
 	if (!c.headers)
 		goto fail;
-	/* one connection per transfer, kept alive between uploads */
+	/* one connection per upload in flight, kept alive between uploads */
 	mc = curl_multi_setopt(c.multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->parallel);
 	if (mc == CURLM_OK)
 		mc = curl_multi_setopt(c.multi, CURLMOPT_MAXCONNECTS, (long)o->parallel);
@@ -215,7 +221,7 @@ int http_client_init(struct http_client *ret, const char *base_url, const struct
 		goto fail;
 	}
 	/* the transfers live on the heap: what libcurl points to never moves */
-	for (c.count = 0; c.count < o->parallel; c.count++) {
+	for (c.count = 0; c.count < transfers; c.count++) {
 		struct http_transfer *t = &c.transfers[c.count];
 
 		buf_init(&t->body, HTTP_BODY_MAX);
@@ -279,6 +285,8 @@ int http_post_start(struct http_client *c, size_t i, const void *gz, size_t len)
 	t = &c->transfers[i];
 	if (t->running)
 		return -EBUSY;
+	if (c->running >= c->parallel)
+		return -EAGAIN;
 	buf_reset(&t->body);
 	t->result = 0;
 	t->status = 0;
@@ -293,6 +301,21 @@ int http_post_start(struct http_client *c, size_t i, const void *gz, size_t len)
 	t->running = 1;
 	c->running++;
 	return 0;
+}
+
+void http_post_send(struct http_client *c)
+{
+	int running;
+
+	/* a failure here shows again, and is handled, in http_post_wait */
+	if (c->running > 0 && !c->failed)
+		(void)curl_multi_perform(c->multi, &running);
+}
+
+void http_wake(struct http_client *c)
+{
+	atomic_store(&c->woken, 1);
+	(void)curl_multi_wakeup(c->multi);
 }
 
 /* Records how t ended and takes it out of the multi handle. */
@@ -345,8 +368,11 @@ int http_post_wait(struct http_client *c, int timeout_ms, size_t *ret_index)
 			else if (left < poll_ms)
 				poll_ms = (int)left;
 		}
-		if (mc == CURLM_OK && !c->failed && timeout_ms != 0)
+		if (mc == CURLM_OK && !c->failed && timeout_ms != 0) {
 			mc = curl_multi_poll(c->multi, NULL, 0, poll_ms, NULL);
+			if (mc == CURLM_OK && atomic_exchange(&c->woken, 0))
+				return 0;
+		}
 		if (mc != CURLM_OK && !c->failed) {
 			/* cannot happen short of running out of memory: end every transfer */
 			c->failed = 1;

@@ -38,6 +38,7 @@ static int init_with(struct syncer *ret, const struct agent *a, char *err, size_
 	        .client_key = a->cfg.client_key,
 	        .timeout_s = (long)a->cfg.timeout,
 	        .parallel = (size_t)a->cfg.parallel,
+	        .transfers = 2 * (size_t)a->cfg.parallel, /* as many again prepared ahead */
 	};
 	struct syncer s = {.agent = a, .county = ret->county};
 	int r;
@@ -46,14 +47,14 @@ static int init_with(struct syncer *ret, const struct agent *a, char *err, size_
 	r = clock_init(&s.real, NULL, err, errlen);
 	if (r < 0)
 		goto fail;
-	r = gzip_compressor_init(&s.gz, 6);
+	r = http_client_init(&s.http, a->cfg.hub, &o, err, errlen);
+	if (r < 0)
+		goto fail;
+	r = preparer_new(&s.prep, a, s.http.count);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot set up gzip: %s", strerror(-r));
 		goto fail;
 	}
-	r = http_client_init(&s.http, a->cfg.hub, &o, err, errlen);
-	if (r < 0)
-		goto fail;
 	s.slots = calloc(s.http.count, sizeof(*s.slots));
 	s.group = calloc(SYNC_GROUP_MAX, sizeof(*s.group));
 	s.writer.items = calloc(SYNC_GROUP_MAX, sizeof(*s.writer.items));
@@ -64,9 +65,10 @@ static int init_with(struct syncer *ret, const struct agent *a, char *err, size_
 		goto fail;
 	}
 	for (size_t i = 0; i < s.http.count; i++) {
-		buf_init(&s.slots[i].text, SPOOL_ITEM_MAX);
+		s.slots[i].up.tag = i;
+		buf_init(&s.slots[i].up.text, SPOOL_ITEM_MAX);
 		/* a gzip member of incompressible data is a little larger than the data */
-		buf_init(&s.slots[i].body, SPOOL_ITEM_MAX + SPOOL_ITEM_MAX / 100 + 1024);
+		buf_init(&s.slots[i].up.body, SPOOL_ITEM_MAX + SPOOL_ITEM_MAX / 100 + 1024);
 	}
 	for (size_t i = 0; i < SYNC_GROUP_MAX; i++) {
 		buf_init(&s.group[i].receipt, HTTP_BODY_MAX);
@@ -79,8 +81,8 @@ fail:
 	free(s.group);
 	free(s.writer.items);
 	free(s.writer.sent);
+	preparer_free(s.prep);
 	http_client_release(&s.http);
-	gzip_compressor_release(&s.gz);
 	jwk_release(&s.county);
 	return r;
 }
@@ -133,8 +135,8 @@ void syncer_release(struct syncer *s)
 		pthread_join(s->writer.thread, NULL);
 	s->writer.running = 0;
 	for (size_t i = 0; s->slots && i < s->http.count; i++) {
-		buf_release(&s->slots[i].text);
-		buf_release(&s->slots[i].body);
+		buf_release(&s->slots[i].up.text);
+		buf_release(&s->slots[i].up.body);
 	}
 	release_group(s->group);
 	release_group(s->writer.items);
@@ -144,8 +146,9 @@ void syncer_release(struct syncer *s)
 	s->group = NULL;
 	s->writer.items = NULL;
 	s->writer.sent = NULL;
+	preparer_free(s->prep);
+	s->prep = NULL;
 	http_client_release(&s->http);
-	gzip_compressor_release(&s->gz);
 	jwk_release(&s->county);
 	buf_release(&s->state);
 }
@@ -344,7 +347,6 @@ static void answer_summary(const struct buf *b, long status, char *out, size_t o
 }
 
 enum outcome {
-	OUTCOME_STARTED,
 	OUTCOME_SENT,       /* its receipt verifies: to be moved to sent/ with its group */
 	OUTCOME_REJECTED,   /* moved to rejected/ */
 	OUTCOME_RETRY_ITEM, /* this return backs off, the pass goes on */
@@ -372,42 +374,69 @@ static enum outcome reject_corrupt(struct syncer *s, const char *id, const char 
 	return r < 0 ? OUTCOME_SKIPPED : OUTCOME_REJECTED;
 }
 
-/* Reads, checks and compresses the queued return id into slot i and starts its upload. */
-static enum outcome start(struct syncer *s, size_t i, const char *id, int retry)
+/* Hands the queued return id to the preparer, in the free slot i. */
+static void hand_over(struct syncer *s, size_t i, const char *id, int retry)
 {
 	struct sync_slot *slot = &s->slots[i];
-	char err[512];
-	int r;
 
-	buf_reset(&slot->text);
-	r = spool_read(s->agent, SPOOL_QUEUED, id, &slot->text);
-	if (r == -ENOENT)
-		return OUTCOME_SKIPPED; /* another process moved it */
-	if (r < 0) {
-		log_warning_errno(r, "failed to read the queued return '%s', skipping it", id);
-		return OUTCOME_SKIPPED;
-	}
-	r = spool_item_parse(slot->text.data, slot->text.len, &slot->item, err, sizeof(err));
-	if (r == 0 && strcmp(slot->item.id, id) != 0) {
-		snprintf(err, sizeof(err), "its submission_id is \"%s\"", slot->item.id);
-		r = -EBADMSG;
-	}
-	if (r < 0)
-		return reject_corrupt(s, id, err);
-	buf_reset(&slot->body);
-	r = gzip_compress(&s->gz, slot->text.data, slot->text.len, &slot->body);
-	if (r < 0) {
-		log_errno(r, "failed to compress '%s'", id);
-		return OUTCOME_SKIPPED;
-	}
-	memcpy(slot->id, id, sizeof(slot->id));
+	snprintf(slot->up.id, sizeof(slot->up.id), "%s", id);
 	slot->retry = retry;
-	r = http_post_start(&s->http, i, slot->body.data, slot->body.len);
-	if (r < 0) {
-		log_errno(r, "failed to start the upload of '%s'", id);
-		return OUTCOME_SKIPPED;
+	slot->state = SYNC_SLOT_PREPARING;
+	if (preparer_add(s->prep, &slot->up) < 0)
+		slot->state = SYNC_SLOT_FREE; /* cannot happen: as many slots as room */
+}
+
+/* A return the preparer gave back that will not be uploaded: what failed is acted on,
+ * and its slot is free. */
+static void unprepared(struct syncer *s, struct prepared *up, struct pass *p)
+{
+	if (up->result == -EBADMSG) {
+		if (reject_corrupt(s, up->id, up->err) == OUTCOME_REJECTED)
+			p->res.rejected++;
+	} else if (up->result != -ENOENT && up->result != -ECANCELED) {
+		/* ENOENT: another process moved it */
+		log_warning_errno(up->result, "%s, skipping it", up->err);
 	}
-	return OUTCOME_STARTED;
+	s->slots[up->tag].state = SYNC_SLOT_FREE;
+}
+
+/* Starts the prepared uploads, oldest first, while fewer than parallel are in flight
+ * (waiting for one while none is), and sends them. */
+static void start_prepared(struct syncer *s, struct pass *p)
+{
+	struct prepared *up;
+	size_t started = 0;
+
+	while (s->http.running < s->http.parallel &&
+	       (up = preparer_next(s->prep, s->http.running == 0))) {
+		struct sync_slot *slot = &s->slots[up->tag];
+		int r;
+
+		if (up->result < 0) {
+			unprepared(s, up, p);
+			continue;
+		}
+		r = http_post_start(&s->http, up->tag, up->body.data, up->body.len);
+		if (r < 0) {
+			log_errno(r, "failed to start the upload of '%s'", up->id);
+			slot->state = SYNC_SLOT_FREE;
+			continue;
+		}
+		slot->state = SYNC_SLOT_RUNNING;
+		started++;
+	}
+	if (started > 0)
+		http_post_send(&s->http);
+}
+
+/* The returns handed to the preparer that will not start this pass: they stay queued. */
+static void drop_prepared(struct syncer *s, struct pass *p)
+{
+	struct prepared *up;
+
+	preparer_cancel(s->prep);
+	while ((up = preparer_next(s->prep, 1)))
+		unprepared(s, up, p);
 }
 
 /* What the end of the upload in slot i means; a return whose receipt verifies joins the
@@ -417,7 +446,7 @@ static enum outcome ended(struct syncer *s, size_t i, struct pass *p)
 	const struct http_transfer *t = &s->http.transfers[i];
 	struct sync_slot *slot = &s->slots[i];
 	const struct agent *a = s->agent;
-	const char *id = slot->id;
+	const char *id = slot->up.id;
 	char err[512], why[600], wait[32];
 	char *body;
 	int64_t next;
@@ -432,12 +461,12 @@ static enum outcome ended(struct syncer *s, size_t i, struct pass *p)
 	}
 	if (t->status == 200 || t->status == 201) {
 		const struct receipt_expect want = {
-		        .submission_id = slot->item.id,
-		        .sha256 = slot->item.sha256,
+		        .submission_id = slot->up.item.id,
+		        .sha256 = slot->up.item.sha256,
 		        .school_id = a->cfg.school_id,
 		        .county_id = a->cfg.county_id,
-		        .form = slot->item.form,
-		        .period = slot->item.period,
+		        .form = slot->up.item.form,
+		        .period = slot->up.item.period,
 		};
 		struct sync_delivered *d = &s->group[s->grouped];
 
@@ -462,7 +491,7 @@ static enum outcome ended(struct syncer *s, size_t i, struct pass *p)
 			          id);
 			return OUTCOME_SKIPPED;
 		}
-		d->item = slot->item;
+		d->item = slot->up.item;
 		d->retry = slot->retry;
 		if (s->grouped++ == 0)
 			s->group_since = clock_now_ms(&s->real);
@@ -492,18 +521,18 @@ static enum outcome ended(struct syncer *s, size_t i, struct pass *p)
 		log_errno(r, "failed to move the rejected return '%s'", id);
 		return OUTCOME_SKIPPED;
 	}
-	log_error("the hub rejected %s (%s %s): %s; moved to %s/", id, slot->item.form,
-	          slot->item.period, why, AGENT_REJECTED);
+	log_error("the hub rejected %s (%s %s): %s; moved to %s/", id, slot->up.item.form,
+	          slot->up.item.period, why, AGENT_REJECTED);
 	return OUTCOME_REJECTED;
 }
 
 /* A slot's buffers go back to the system after a large return. */
 static void slot_trim(struct sync_slot *slot)
 {
-	if (slot->text.alloc > SLOT_KEEP)
-		buf_release(&slot->text);
-	if (slot->body.alloc > SLOT_KEEP)
-		buf_release(&slot->body);
+	if (slot->up.text.alloc > SLOT_KEEP)
+		buf_release(&slot->up.text);
+	if (slot->up.body.alloc > SLOT_KEEP)
+		buf_release(&slot->up.body);
 }
 
 /* Acts on the end of the upload in slot i. */
@@ -515,6 +544,7 @@ static void collect(struct syncer *s, size_t i, struct pass *p)
 		p->res.rejected++;
 	else if (o == OUTCOME_RETRY_ITEM || o == OUTCOME_RETRY_HUB)
 		p->res.failed++;
+	s->slots[i].state = SYNC_SLOT_FREE;
 	slot_trim(&s->slots[i]);
 }
 
@@ -595,12 +625,27 @@ static void flush_group(struct syncer *s, struct pass *p)
 	report_group(s, p);
 }
 
-/* A transfer that is not running. */
+/* Whether every upload that ended was answered 200 or 201, with a receipt to check: then
+ * no answer among them can stop new uploads but a receipt that does not verify, and that
+ * stops those after the ones started meanwhile. */
+static int ended_with_receipts(const struct syncer *s)
+{
+	for (size_t i = 0; i < s->http.count; i++) {
+		const struct http_transfer *t = &s->http.transfers[i];
+
+		if (s->slots[i].state == SYNC_SLOT_ENDED &&
+		    (t->result < 0 || (t->status != 200 && t->status != 201)))
+			return 0;
+	}
+	return 1;
+}
+
+/* A free slot, or http.count when there is none. */
 static size_t free_slot(const struct syncer *s)
 {
 	size_t i = 0;
 
-	while (i < s->http.count && s->http.transfers[i].running)
+	while (i < s->http.count && s->slots[i].state != SYNC_SLOT_FREE)
 		i++;
 	return i;
 }
@@ -630,18 +675,40 @@ int syncer_pass(struct syncer *s, int (*stop)(void *data), void *stop_data, stru
 	r = spool_list(s->agent, SPOOL_QUEUED, &ids);
 	if (r < 0)
 		return log_errno(r, "failed to list the outbox");
+	preparer_begin(s->prep, &s->http);
 	for (;;) {
-		/* as many uploads in flight as there are transfers, while the hub is well */
-		while (!p.hub_failed && !stopped && next_id < ids.count &&
-		       s->http.running < s->http.count) {
+		int going;
+		size_t i;
+
+		/* the next uploads go out at once (they were prepared while the hub worked),
+		 * before the receipts of those that ended are checked when all carry one */
+		if (!p.hub_failed && !stopped && ended_with_receipts(s))
+			start_prepared(s, &p);
+		/* the answers of the uploads that ended (a failed hub stops the next ones) */
+		for (i = 0; i < s->http.count; i++)
+			if (s->slots[i].state == SYNC_SLOT_ENDED)
+				collect(s, i, &p);
+		going = !p.hub_failed && !stopped;
+		if (going)
+			start_prepared(s, &p);
+		/* the group to its writer, while the hub works on the uploads just started */
+		waited = clock_now_ms(&s->real) - s->group_since;
+		if (s->grouped && (s->grouped + s->http.parallel > SYNC_GROUP_MAX ||
+		                   s->http.running == 0 || waited >= SYNC_GROUP_WAIT_MS)) {
+			flush_group(s, &p);
+			waited = 0;
+		}
+		/* as many returns again prepared, to start when those in flight end */
+		while (going && next_id < ids.count && preparer_count(s->prep) < s->http.parallel &&
+		       (i = free_slot(s)) < s->http.count) {
 			const char *id = ids.ids[next_id];
 			struct backoff b = {0};
 			int retry = ids.extra && ids.extra[next_id];
-			enum outcome o;
 
 			next_id++;
 			if (stop && stop(stop_data)) {
 				stopped = 1;
+				going = 0;
 				break;
 			}
 			/* the listing says which returns have a .retry (one that another process
@@ -653,27 +720,25 @@ int syncer_pass(struct syncer *s, int (*stop)(void *data), void *stop_data, stru
 				parse_backoff(&s->state, &b);
 			if (!s->force && b.next_ms > clock_now_ms(&s->real))
 				continue;
-			o = start(s, free_slot(s), id, retry);
-			if (o == OUTCOME_REJECTED)
-				p.res.rejected++;
+			hand_over(s, i, id, retry);
 		}
-		/* the group to its writer, while the hub works on the uploads just started */
-		waited = clock_now_ms(&s->real) - s->group_since;
-		if (s->grouped && (s->grouped + s->http.count > SYNC_GROUP_MAX ||
-		                   s->http.running == 0 || waited >= SYNC_GROUP_WAIT_MS)) {
-			flush_group(s, &p);
-			waited = 0;
+		if (!going)
+			drop_prepared(s, &p);
+		if (s->http.running == 0) {
+			if (preparer_count(s->prep) == 0)
+				break;
+			continue; /* the first uploads, or after a run of returns left queued */
 		}
-		if (s->http.running == 0)
-			break;
-		/* one upload ends, and whatever else ended with it */
+		/* one upload ends, and whatever else ended with it; or (the preparer wakes it) a
+		 * return is prepared */
 		if (http_post_wait(&s->http, s->grouped ? (int)(SYNC_GROUP_WAIT_MS - waited) : -1,
 		                   &done) == 0)
 			continue;
 		do
-			collect(s, done, &p);
+			s->slots[done].state = SYNC_SLOT_ENDED;
 		while (http_post_wait(&s->http, 0, &done) == 1);
 	}
+	preparer_end(s->prep);
 	finish_group(s, &p);
 	spool_list_release(&ids);
 count:

@@ -1,10 +1,15 @@
 /* Delivering the outbox to the county hub (docs/PROTOCOL.md), oldest first, with up to
  * `parallel` uploads in flight (agent.json, --parallel; default 8): read a return's JWS,
- * gzip it, POST it, and act on the answer:
+ * gzip it, POST it, and act on the answer. As many more returns are read and compressed
+ * ahead by a thread of their own (prepare.h) while the uploads are in flight, so that
+ * when uploads end (a hub commits many at once) the next ones go out at once, before the
+ * receipts that came back are checked: what the agent does per return overlaps the hub's
+ * work instead of adding to each round trip. The answers:
  *   200/201 with a receipt that verifies (county key, submission_id, sha256 of the
  *           payload bytes, school, county, form, period)   -> sent/ with the receipt
  *   200/201 whose receipt does not verify                    -> stays queued; an error,
- *           and no new upload starts (the hub, or what sits between, cannot be trusted now)
+ *           and no further upload starts (the hub, or what sits between, cannot be trusted
+ *           now; those started as its answer came end as they may)
  *   4xx other than 408, 423, 429                             -> rejected/ with the body,
  *           and the pass goes on: one bad return never blocks the queue
  *   408, 423 (locked: the county may lift it), 500, 502, 504 and other 5xx
@@ -40,11 +45,11 @@
 
 #include "common/buf.h"
 #include "common/clock.h"
-#include "common/gzip.h"
 #include "common/ids.h"
 #include "common/jwk.h"
 #include "common/macro.h"
 #include "http.h"
+#include "prepare.h"
 #include "receipt.h"
 #include "spool.h"
 
@@ -61,13 +66,19 @@ struct sync_result {
 	int64_t hub_next_ms; /* the hub is backing off until then (real time); 0: it is not */
 };
 
-/* One upload: the return in flight on the transfer of the same index. */
+/* Where a slot is: an upload goes free -> preparing -> running -> ended -> free. */
+enum sync_slot_state {
+	SYNC_SLOT_FREE,
+	SYNC_SLOT_PREPARING, /* handed to the preparer, which owns up until it gives it back */
+	SYNC_SLOT_RUNNING,   /* in flight */
+	SYNC_SLOT_ENDED,     /* its answer is to be read */
+};
+
+/* One upload: the return on the transfer of the same index. */
 struct sync_slot {
-	char id[IDS_UUID_LEN + 1];
-	struct spool_item item;
-	struct buf text; /* the JWS as queued */
-	struct buf body; /* its gzip */
-	int retry;       /* it has an outbox/<id>.retry */
+	enum sync_slot_state state;
+	struct prepared up; /* the return read, checked and compressed; up.tag is the index */
+	int retry;          /* it has an outbox/<id>.retry */
 };
 
 /* A return whose receipt verified, waiting to be moved to sent/ with its group. Its slot
@@ -95,10 +106,10 @@ struct syncer {
 	const struct agent *agent; /* borrowed */
 	struct jwk county;
 	struct http_client http;
-	struct gzip_compressor gz;
 	struct clock real;
 	struct buf state;
-	struct sync_slot *slots;      /* one per transfer of http */
+	struct sync_slot *slots;      /* one per transfer of http: twice the uploads in flight */
+	struct preparer *prep;        /* prepares as many returns again as are in flight */
 	struct sync_delivered *group; /* SYNC_GROUP_MAX: the group filling */
 	size_t grouped;               /* in group */
 	int64_t group_since;          /* real time of the group's first return */
@@ -126,7 +137,7 @@ int syncer_init_with_key(struct syncer *ret, const struct agent *a, const struct
 void syncer_release(struct syncer *s);
 
 /* One pass over the outbox, after finishing what an interrupted import left
- * (spool_recover). stop (may be NULL) is asked before each upload starts; a nonzero answer
+ * (spool_recover). stop (may be NULL) is asked before each upload is prepared; a nonzero answer
  * ends the pass once the uploads in flight have ended and their returns are written to
  * sent/ or left queued. Returns 0 with *ret filled, or a negative errno when the outbox
  * cannot be read at all. */

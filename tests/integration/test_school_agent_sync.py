@@ -355,6 +355,27 @@ def test_sync_keeps_several_uploads_in_flight(proxied):
     assert sync(a, "--parallel", "65").returncode == 64
 
 
+def test_uploads_start_oldest_first(proxied):
+    """Returns are prepared ahead of their upload on a thread of their own, and still go out
+    oldest first: one at a time in the outbox's order; several at a time, none starts
+    before an older one did (the proxy sees them in the order their requests arrive)."""
+    a, proxy = proxied
+    make_outbox(a, 12)
+    queued = sorted(p.stem for p in (a.dir / "outbox").glob("*.jws"))
+    assert sync(a, "--parallel", "1").returncode == EX_OK
+    sent = [json.loads(jws_payload(r["jws"]))["submission_id"] for r in posts(proxy)]
+    assert sent == queued
+    make_outbox(a, 40)
+    queued = sorted(p.stem for p in (a.dir / "outbox").glob("*.jws"))
+    proxy.requests.clear()
+    slow_upstream(proxy, 0.05)
+    assert sync(a, "--parallel", "4").returncode == EX_OK
+    sent = [json.loads(jws_payload(r["jws"]))["submission_id"] for r in posts(proxy)]
+    assert sorted(sent) == queued
+    # at most the 3 other uploads in flight can overtake a request on its way
+    assert all(queued.index(sid) <= n + 3 for n, sid in enumerate(sent))
+
+
 def test_a_busy_hub_stops_new_uploads(proxied):
     """With uploads in flight, a 503 stops the pass from starting more: the ones in flight
     end as they may, the rest wait for Retry-After."""
