@@ -32,14 +32,23 @@ void http_reply_release(struct http_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int http_reply_queue(struct MHD_Connection *conn, const struct http_reply *r)
+int http_reply_queue(struct MHD_Connection *conn, struct http_reply *r)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	char value[32];
 
-	resp = MHD_create_response_from_buffer(r->len, r->body ? r->body : (char *)"",
-	                                       MHD_RESPMEM_MUST_COPY);
+	if (r->static_body || !r->body) {
+		resp = MHD_create_response_from_buffer(r->len, r->body ? r->body : (char *)"",
+		                                       MHD_RESPMEM_PERSISTENT);
+	} else {
+		/* handed over, not copied: an inspection's answer can be megabytes */
+		resp = MHD_create_response_from_buffer_with_free_callback(r->len, r->body, free);
+		if (resp) {
+			r->body = NULL;
+			r->len = 0;
+		}
+	}
 	if (!resp)
 		return MHD_NO;
 	if (r->content_type)

@@ -108,8 +108,10 @@ struct http_reply {
 };
 
 void http_reply_release(struct http_reply *r);
-/* Queues r on conn (only from the access handler's final call). MHD_YES/MHD_NO as int. */
-int http_reply_queue(struct MHD_Connection *conn, const struct http_reply *r);
+/* Queues r on conn (only from the access handler's final call). An owned body is handed
+ * to MHD, not copied (r->body is NULL afterwards; MHD frees it once sent); a static one
+ * must outlive the connection (a string literal). MHD_YES/MHD_NO as int. */
+int http_reply_queue(struct MHD_Connection *conn, struct http_reply *r);
 
 /* Fills *r with status and a static text body (text/plain). */
 void http_reply_text(struct http_reply *r, int status, const char *text);
