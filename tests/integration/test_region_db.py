@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -496,6 +497,45 @@ def test_pg_tmp_is_idempotent_and_durable(tmp_path):
     assert not folder.exists()
     assert pg_tmp("destroy", folder).returncode == 0
     assert pg_tmp("stop", folder).returncode == 0
+
+
+def test_pg_tmp_copied_cluster_uses_its_own_socket(tmp_path):
+    """A stopped cluster folder copied with cp -a starts on its own socket folder, beside
+    the original, each with its own data."""
+    folder = tmp_path / "pg"
+    server = start_server(folder)
+    elsewhere = Path(tempfile.mkdtemp(prefix="pg-tmp-copy.", dir="/tmp"))
+    elsewhere.chmod(0o755)
+    copied = elsewhere / "copy"
+    try:
+        execute(server.conninfo, "CREATE TABLE kept (v text)")
+        assert pg_tmp("stop", folder).returncode == 0
+        # the cluster folder itself: DIR, or where DIR/cluster points
+        original = (folder / "cluster").resolve() if (folder / "cluster").is_symlink() \
+            else folder.resolve()
+        subprocess.run(["cp", "-a", str(original), str(copied)], check=True, timeout=120)
+
+        proc = pg_tmp("start", copied)
+        assert proc.returncode == 0, proc.stderr
+        copy_dsn = proc.stdout.strip()
+        assert f"host={copied}/socket " in copy_dsn
+        assert query(copy_dsn, "SHOW unix_socket_directories") == [(f'"{copied}/socket"',)]
+        assert [p.name for p in (copied / "socket").glob(".s.PGSQL.*")] != []
+        assert list((original / "socket").glob(".s.PGSQL.*")) == []
+        execute(copy_dsn, "INSERT INTO kept VALUES ('copy')")
+
+        # the original starts beside it, on its own socket, and does not see the copy's row
+        proc = pg_tmp("start", folder)
+        assert proc.returncode == 0, proc.stderr
+        first_dsn = proc.stdout.strip()
+        assert f"host={original}/socket " in first_dsn
+        assert query(first_dsn, "SHOW unix_socket_directories") == [(f'"{original}/socket"',)]
+        assert query(first_dsn, "SELECT count(*) FROM kept") == [(0,)]
+        assert query(copy_dsn, "SELECT v FROM kept") == [("copy",)]
+    finally:
+        assert pg_tmp("destroy", copied).returncode == 0
+        assert pg_tmp("destroy", folder).returncode == 0
+        shutil.rmtree(elsewhere, ignore_errors=True)
 
 
 # --- migrate --------------------------------------------------------------------------------

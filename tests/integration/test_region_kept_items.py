@@ -11,6 +11,13 @@ payloads (not from submission_current's open_items or next_ref_date) and (b) the
 incidents that count by the Python oracle of test_region_db.py. The check is shown to catch
 a missing trigger, and 010 applied to a database that already holds returns fills both.
 
+Since 011_cheaper_triggers.sql one trigger function keeps both tables and the roll-up
+comparisons of 008: heads updated in place every way (nothing copied, the next ledger's day
+alone, the copied columns, the submission_id, many ways in one statement) and deleted must
+leave the kept rows equal to 010's ledger_items_of() and incident_items_of() over the heads
+as they stand, and rollup_checks to comparisons made afresh; 011 applied to a database kept
+by 010 keeps its rows.
+
 Run from tests/integration by `make integration` (binaries built by `make`)."""
 
 import copy
@@ -21,7 +28,8 @@ import pytest
 
 from pgfixture import pg_server  # noqa: F401  (a fixture)
 from test_region_db import (A, B, COUNTY_NAMES, SCHEMAS, DataSet, Return, current, execute,
-                            d, insert_returns, query, region, t)
+                            d, insert_returns, insert_rollup, kept_comparisons_drift, query,
+                            region, t)
 
 LEDGER_COLUMNS = ("submission_id, county_id, school_id, period, ref_date, next_ref_date, "
                   "deadline, deadline_on, ref_on, item_id, category, source, problem, measure, "
@@ -101,6 +109,29 @@ def check(dsn, returns, step):
     # numbered 1.. in each ledger, as the items of open_items
     assert query(dsn, "SELECT submission_id FROM ledger_items GROUP BY submission_id "
                       "HAVING min(n) <> 1 OR max(n) <> count(*)") == [], step
+
+
+# From submission_current as it stands, by 010's functions (what the triggers must keep
+# when a head is updated in place, which the recomputation from payloads cannot follow).
+HEADS = "ARRAY(SELECT submission_id FROM submission_current)"
+
+
+def drift_from_heads(dsn):
+    """The rows of the kept tables and of a recomputation from the heads that the other
+    lacks, and the roll-up comparisons that differ from ones made now."""
+    ledger = query(dsn, f"""
+        (SELECT 'kept', * FROM ledger_items
+         EXCEPT ALL SELECT 'kept', * FROM ledger_items_of({HEADS}))
+        UNION ALL
+        (SELECT 'made', * FROM ledger_items_of({HEADS})
+         EXCEPT ALL SELECT 'made', * FROM ledger_items)""")
+    incidents = query(dsn, f"""
+        (SELECT 'kept', * FROM incident_items
+         EXCEPT ALL SELECT 'kept', * FROM incident_items_of({HEADS}))
+        UNION ALL
+        (SELECT 'made', * FROM incident_items_of({HEADS})
+         EXCEPT ALL SELECT 'made', * FROM incident_items)""")
+    return ledger + incidents + kept_comparisons_drift(dsn)
 
 
 def item(item_id, deadline, status):
@@ -203,9 +234,112 @@ def test_kept_items_follow_every_change(pg_server, data):
     assert sorted(rows) == want and want
 
 
-@pytest.mark.parametrize("trigger", ["submission_current_items_update",
-                                     "submission_current_items_insert",
-                                     "submission_current_incidents_delete"])
+def test_kept_rows_follow_updates_of_the_heads(pg_server, data):
+    """Heads updated in place, one way at a time and many ways in one statement: an update
+    that changes nothing the kept rows copy leaves them alone, one that moves only the next
+    ledger's day moves it, any other change of what they copy rewrites them; deletes and
+    a changed submission_id too. The roll-up comparisons follow the heads they read."""
+    dsn = new_database(pg_server, data, "region_kept_updates")
+    insert_returns(dsn, data.returns, data.hub_keys, data.roster_versions)
+    ledgers = [str(x) for x, in query(
+        dsn, "SELECT submission_id FROM submission_current "
+             "WHERE jsonb_array_length(open_items) >= 1 ORDER BY submission_id")]
+    incidents = [str(x) for x, in query(
+        dsn, "SELECT submission_id FROM incident_items ORDER BY submission_id")]
+    assert len(ledgers) >= 3 and len(incidents) >= 2
+    # a roll-up of the first ledger's county, form and period listing its current returns
+    county, form, period = query(dsn, "SELECT county_id, form, period FROM submission_current "
+                                      "WHERE submission_id = %s", (ledgers[0],))[0]
+    listed = [(str(i), h) for i, h in query(
+        dsn, "SELECT submission_id, payload_sha256 FROM submission_current "
+             "WHERE county_id = %s AND form = %s AND period = %s", (county, form, period))]
+    insert_rollup(dsn, data, county, form, period, t("2024-12-01T00:00"), "final", 9, 9, 9,
+                  listed)
+    key = (county, form, period)
+    assert query(dsn, "SELECT listed FROM rollup_checks WHERE (county_id, form, period) = "
+                      "(%s, %s, %s)", key) == [(len(listed),)]
+    assert drift_from_heads(dsn) == []
+
+    def places():
+        return query(dsn, "SELECT 'l', submission_id, n, ctid::text FROM ledger_items "
+                          "UNION ALL SELECT 'i', submission_id, 0, ctid::text "
+                          "FROM incident_items ORDER BY 1, 2, 3")
+
+    def update(step, sql, params=None):
+        execute(dsn, sql, params)
+        assert drift_from_heads(dsn) == [], step
+
+    # what no kept row copies: not a row rewritten
+    before = places()
+    update("nothing copied", "UPDATE submission_current SET on_time = NOT coalesce(on_time, "
+           "false), first_received_at = first_received_at + interval '1 s', "
+           "enrolled = 7 WHERE submission_id = ANY (%s::uuid[])", (ledgers + incidents,))
+    assert places() == before
+    update("empty update", "UPDATE submission_current SET level = 1 WHERE false")
+
+    # the next ledger's day alone, there and back
+    update("next day", "UPDATE submission_current SET next_ref_date = '2024-12-31' "
+           "WHERE submission_id = %s", (ledgers[0],))
+    assert query(dsn, "SELECT DISTINCT next_ref_date FROM ledger_items WHERE submission_id = "
+                      "%s", (ledgers[0],)) == [("2024-12-31",)]
+    update("next day gone", "UPDATE submission_current SET next_ref_date = NULL "
+           "WHERE submission_id = %s", (ledgers[0],))
+    assert query(dsn, "SELECT DISTINCT next_ref_date FROM ledger_items WHERE submission_id = "
+                      "%s", (ledgers[0],)) == [("9999-12-31",)]
+
+    # one statement, each head changed another way: the as-of day, the items (the first
+    # one dropped), the next day, an incident's level, a listed return's hash
+    update("many ways", """
+        UPDATE submission_current SET
+            ref_date = CASE WHEN submission_id = %(a)s THEN '2024-06-29' ELSE ref_date END,
+            open_items = CASE WHEN submission_id = %(b)s THEN open_items - 0
+                              ELSE open_items END,
+            next_ref_date = CASE WHEN submission_id = %(c)s THEN '2025-01-31'
+                                 ELSE next_ref_date END,
+            level = CASE WHEN submission_id = %(i)s THEN 3 ELSE level END,
+            payload_sha256 = CASE WHEN submission_id = %(a)s THEN repeat('0', 64)
+                                  ELSE payload_sha256 END
+        WHERE submission_id = ANY (%(all)s::uuid[])""",
+           {"a": ledgers[0], "b": ledgers[1], "c": ledgers[2], "i": incidents[0],
+            "all": ledgers[:3] + incidents[:1]})
+    assert query(dsn, "SELECT DISTINCT ref_date FROM ledger_items WHERE submission_id = %s",
+                 (ledgers[0],)) == [("2024-06-29",)]
+    assert query(dsn, "SELECT level FROM incident_items WHERE submission_id = %s",
+                 (incidents[0],)) == [(3,)]
+    assert query(dsn, "SELECT listed_id::text FROM rollup_check_rows WHERE (county_id, form, "
+                      "period) = (%s, %s, %s)", key) == [(ledgers[0],)]
+
+    # a ledger's items gone, a head given another submission_id, and heads deleted
+    update("items gone", "UPDATE submission_current SET open_items = NULL "
+           "WHERE submission_id = %s", (ledgers[1],))
+    assert query(dsn, "SELECT count(*) FROM ledger_items WHERE submission_id = %s",
+                 (ledgers[1],)) == [(0,)]
+    update("another id", "UPDATE submission_current SET submission_id = "
+           "'01900000-0000-7000-8000-000000000001' WHERE submission_id = %s", (ledgers[2],))
+    assert query(dsn, "SELECT count(*) FROM ledger_items WHERE submission_id = %s",
+                 (ledgers[2],)) == [(0,)]
+    assert query(dsn, "SELECT count(*) > 0 FROM ledger_items WHERE submission_id = "
+                      "'01900000-0000-7000-8000-000000000001'") == [(True,)]
+    # a listed head moved to another period: both keys' comparisons made again
+    update("another period", "UPDATE submission_current SET period = '2099-01' "
+           "WHERE submission_id = %s", (ledgers[0],))
+    assert query(dsn, "SELECT DISTINCT period FROM ledger_items WHERE submission_id = %s",
+                 (ledgers[0],)) == [("2099-01",)]
+    update("deleted", "DELETE FROM submission_current WHERE submission_id = ANY (%s::uuid[])",
+           ([ledgers[0], incidents[1]],))
+    # listed, and no longer counting here
+    assert (ledgers[0],) in query(dsn, "SELECT listed_id::text FROM rollup_check_rows "
+                                       "WHERE (county_id, form, period) = (%s, %s, %s)", key)
+
+    # the heads rebuilt from the returns: as they were
+    query(dsn, "SELECT submission_current_rebuild()")
+    check(dsn, data.returns, "rebuilt after updates")
+    assert drift_from_heads(dsn) == []
+
+
+@pytest.mark.parametrize("trigger", ["submission_current_kept_update",
+                                     "submission_current_kept_insert",
+                                     "submission_current_kept_delete"])
 def test_check_catches_a_missing_trigger(pg_server, data, trigger):
     """Without one of the triggers the kept rows go wrong, and the check says so."""
     dsn = new_database(pg_server, data, f"region_kept_{trigger[-6:]}_{trigger[19:23]}")
@@ -241,3 +375,29 @@ def test_migration_fills_the_kept_rows(pg_server, data, tmp_path):
     check(dsn, data.returns, "010 applied")
     assert query(dsn, "SELECT count(*) > 0 FROM ledger_items") == [(True,)]
     assert query(dsn, "SELECT count(*) > 0 FROM incident_items") == [(True,)]
+
+
+def test_011_on_a_database_with_kept_rows(pg_server, data, tmp_path):
+    """011 on a database kept by 010's triggers: the rows stay, and from then on the one
+    trigger function of 011 keeps them."""
+    before = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, before)
+    for f in (before / "region").glob("*.sql"):
+        if int(f.name[:3]) >= 11:
+            f.unlink()
+    dsn = new_database(pg_server, data, "region_kept_011", schemas=before)
+    first = [r for r in data.returns if r.supersedes is None]
+    insert_returns(dsn, first, data.hub_keys, data.roster_versions)
+    check(dsn, first, "under 010")
+    kept = query(dsn, "SELECT * FROM ledger_items ORDER BY submission_id, n")
+    applied = region("migrate", "--db", dsn, "--schemas-dir", SCHEMAS, check=0)
+    assert "(1 migration applied now)" in applied.stderr
+    assert query(dsn, "SELECT * FROM ledger_items ORDER BY submission_id, n") == kept
+    assert query(dsn, "SELECT tgname FROM pg_trigger WHERE tgrelid = "
+                      "'submission_current'::regclass ORDER BY tgname") == [
+        ("submission_current_kept_delete",), ("submission_current_kept_insert",),
+        ("submission_current_kept_update",)]
+    insert_returns(dsn, data.returns, data.hub_keys, data.roster_versions)
+    check(dsn, data.returns, "corrections under 011")
+    again = region("migrate", "--db", dsn, "--schemas-dir", SCHEMAS, check=0)
+    assert "(0 migrations applied now)" in again.stderr
