@@ -6,7 +6,7 @@
  * ended (an ended transfer keeps its answer until it is started again).
  * HTTPS peers are verified (CA bundle: the system's or cacert); plain HTTP is allowed to a
  * loopback address only. Redirects are not followed. Each answer is read into its
- * transfer's buffer, capped at HTTP_BODY_MAX bytes. Not thread-safe. */
+ * transfer's buffer, capped at HTTP_BODY_MAX bytes. Not thread-safe, but for http_wake. */
 #ifndef SCHOOL_AGENT_HTTP_H
 #define SCHOOL_AGENT_HTTP_H
 
@@ -55,8 +55,7 @@ struct http_client {
 
 /* Sets up a client for the hub at base_url ("https://hub:8443", with or without a final
  * slash). Release with http_client_release. -EINVAL (bad URL, parallel or transfers, err
- * says why), -ENOMEM,
- * -EIO (libcurl refused an option). */
+ * says why), -ENOMEM, -EIO (libcurl refused an option). */
 int http_client_init(struct http_client *ret, const char *base_url, const struct http_options *o,
                      char *err, size_t errlen) WUR;
 /* Ends the transfers still in flight (their answers are dropped) and frees everything. */

@@ -1,11 +1,31 @@
 /* The preparer: see prepare.h. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "prepare.h"
+#include "common/gzip.h"
 #include "common/banned.h"
+
+struct preparer {
+	const struct agent *agent; /* borrowed */
+	struct http_client *wake;  /* borrowed while the thread runs: woken after each return */
+	struct gzip_compressor gz; /* the preparer thread's, or the caller's when inline */
+	pthread_mutex_t lock;      /* guards what follows */
+	pthread_cond_t work;       /* a return came, or stop */
+	pthread_cond_t done;       /* a return is prepared */
+	struct prepared **queue;   /* a ring of capacity: handed over, not yet taken back */
+	size_t capacity;
+	size_t first; /* in queue */
+	size_t count; /* handed over, not taken back */
+	size_t ready; /* of count, from first: prepared */
+	int busy;     /* the thread is preparing queue[first + ready] */
+	int stop;
+	int threaded; /* the thread runs */
+	pthread_t thread;
+};
 
 int preparer_new(struct preparer **ret, const struct agent *a, size_t capacity)
 {

@@ -11,11 +11,9 @@
 #ifndef SCHOOL_AGENT_PREPARE_H
 #define SCHOOL_AGENT_PREPARE_H
 
-#include <pthread.h>
 #include <stddef.h>
 
 #include "common/buf.h"
-#include "common/gzip.h"
 #include "common/ids.h"
 #include "common/macro.h"
 #include "http.h"
@@ -37,26 +35,11 @@ struct prepared {
 	struct buf body;
 };
 
-struct preparer {
-	const struct agent *agent; /* borrowed */
-	struct http_client *wake;  /* borrowed while the thread runs: woken after each return */
-	struct gzip_compressor gz; /* the preparer thread's, or the caller's when inline */
-	pthread_mutex_t lock;      /* guards what follows */
-	pthread_cond_t work;       /* a return came, or stop */
-	pthread_cond_t done;       /* a return is prepared */
-	struct prepared **queue;   /* a ring of capacity: handed over, not yet taken back */
-	size_t capacity;
-	size_t first; /* in queue */
-	size_t count; /* handed over, not taken back */
-	size_t ready; /* of count, from first: prepared */
-	int busy;     /* the thread is preparing queue[first + ready] */
-	int stop;
-	int threaded; /* the thread runs */
-	pthread_t thread;
-};
+/* Opaque: its lock and thread live on the heap (preparer_new). */
+struct preparer;
 
-/* A preparer of up to capacity returns at once for agent a (on the heap: its lock must not
- * move). Free with preparer_free. -ENOMEM, -EIO (zlib). */
+/* A preparer of up to capacity returns at once for agent a. Free with preparer_free.
+ * -ENOMEM, -EIO (zlib). */
 int preparer_new(struct preparer **ret, const struct agent *a, size_t capacity) WUR;
 /* Stops the thread if it runs and frees p (not the returns handed over); NULL is fine. */
 void preparer_free(struct preparer *p);

@@ -52,7 +52,7 @@ static int init_with(struct syncer *ret, const struct agent *a, char *err, size_
 		goto fail;
 	r = preparer_new(&s.prep, a, s.http.count);
 	if (r < 0) {
-		snprintf(err, errlen, "cannot set up gzip: %s", strerror(-r));
+		snprintf(err, errlen, "cannot set up the preparer: %s", strerror(-r));
 		goto fail;
 	}
 	s.slots = calloc(s.http.count, sizeof(*s.slots));
