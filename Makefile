@@ -8,7 +8,7 @@ CC ?= cc
 PYTHON ?= /usr/bin/python3
 FUZZ_SECONDS ?= 20
 
-PKGS := libcurl libmicrohttpd libpq libcjson zlib libsodium sqlite3 libpcre2-8
+PKGS := libcurl libmicrohttpd libpq libcjson zlib libdeflate libsodium sqlite3 libpcre2-8
 
 comma := ,
 # Build outside the source folders; a sanitizer build gets its own object tree.

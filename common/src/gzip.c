@@ -1,4 +1,4 @@
-/* gzip compressor and capped inflater: see gzip.h. */
+/* gzip compressor (libdeflate) and capped inflater (zlib): see gzip.h. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include "common/errmsg.h"
@@ -17,8 +18,8 @@
 #define CHUNK_MAX (1u << 30)
 /* windowBits: 15 plus 16 selects the gzip wrapper only (32 would also accept zlib). */
 #define GZIP_WINDOW_BITS (15 + 16)
-/* The first output reservation of a compression; a document that needs more doubles it. */
-#define COMPRESS_FIRST_RESERVE (256u * 1024)
+/* zlib's level -1 */
+#define ZLIB_DEFAULT_LEVEL 6
 #define INFLATE_FIRST_RESERVE (16u * 1024)
 
 static size_t min_size(size_t a, size_t b)
@@ -34,91 +35,43 @@ static size_t buf_room(const struct buf *out)
 
 int gzip_compressor_init(struct gzip_compressor *ret, int level)
 {
-	z_stream *zs;
-	int zr;
-
 	if (level < -1 || level > 9)
 		return -EINVAL;
-	zs = calloc(1, sizeof(*zs));
-	if (!zs)
-		return -ENOMEM;
-	zr = deflateInit2(zs, level, Z_DEFLATED, GZIP_WINDOW_BITS, 8, Z_DEFAULT_STRATEGY);
-	if (zr != Z_OK) {
-		free(zs);
-		return zr == Z_MEM_ERROR ? -ENOMEM : -EIO;
-	}
-	ret->zs = zs;
-	return 0;
+	ret->dc = libdeflate_alloc_compressor(level < 0 ? ZLIB_DEFAULT_LEVEL : level);
+	return ret->dc ? 0 : -ENOMEM;
 }
 
 void gzip_compressor_release(struct gzip_compressor *z)
 {
-	if (!z->zs)
-		return;
-	deflateEnd(z->zs);
-	free(z->zs);
-	z->zs = NULL;
+	libdeflate_free_compressor(z->dc);
+	z->dc = NULL;
 }
 
 int gzip_compress(struct gzip_compressor *z, const void *in, size_t len, struct buf *out)
 {
-	z_stream *zs = z->zs;
-	const size_t orig_len = out->len;
-	const unsigned char *next = in;
-	size_t left = len, first;
-	int r, zr;
+	size_t bound = libdeflate_gzip_compress_bound(z->dc, len), n;
+	unsigned char *aside;
+	int r;
 
-	if (deflateReset(zs) != Z_OK)
-		return -EIO;
-	/* deflateReset keeps avail_in: a failed document may have left some */
-	zs->avail_in = 0;
-	/* One reservation fits a typical document; a huge one grows as it goes. */
-	first = min_size(deflateBound(zs, len > ULONG_MAX ? ULONG_MAX : len),
-	                 COMPRESS_FIRST_RESERVE);
-	for (;;) {
-		size_t room = buf_room(out);
-		unsigned before;
-
-		if (zs->avail_in == 0 && left > 0) {
-			zs->next_in = (unsigned char *)next;
-			zs->avail_in = (unsigned)min_size(left, CHUNK_MAX);
-			next += zs->avail_in;
-			left -= zs->avail_in;
-		}
-		if (room == 0) {
-			size_t grow = out->len - orig_len > first ? out->len - orig_len : first;
-
-			grow = min_size(grow, out->max - out->len);
-			if (grow == 0) {
-				r = -EMSGSIZE;
-				goto fail;
-			}
-			r = buf_reserve(out, grow);
-			if (r < 0)
-				goto fail;
-			room = buf_room(out);
-		}
-		zs->next_out = (unsigned char *)out->data + out->len;
-		zs->avail_out = (unsigned)min_size(room, CHUNK_MAX);
-		before = zs->avail_out;
-		/* Z_FINISH only once zlib holds the last of the input. */
-		zr = deflate(zs, left > 0 ? Z_NO_FLUSH : Z_FINISH);
-		out->len += before - zs->avail_out;
-		if (zr == Z_STREAM_END)
-			break;
-		/* With input and output space zlib always progresses: anything else is a bug. */
-		if (zr != Z_OK) {
-			r = -EIO;
-			goto fail;
-		}
+	if (bound <= out->max - out->len) {
+		/* the worst case fits: compress in place */
+		r = buf_reserve(out, bound);
+		if (r < 0)
+			return r;
+		n = libdeflate_gzip_compress(z->dc, in, len, out->data + out->len, bound);
+		if (n == 0) /* never, with the bound's room */
+			return -EIO;
+		out->len += n;
+		out->data[out->len] = '\0';
+		return 0;
 	}
-	out->data[out->len] = '\0';
-	return 0;
-
-fail:
-	out->len = orig_len;
-	if (out->data)
-		out->data[orig_len] = '\0';
+	/* Less room than the worst case: compress aside, keep the member if it fits. */
+	aside = malloc(bound);
+	if (!aside)
+		return -ENOMEM;
+	n = libdeflate_gzip_compress(z->dc, in, len, aside, bound);
+	r = n == 0 ? -EIO : n > out->max - out->len ? -EMSGSIZE : buf_append(out, aside, n);
+	free(aside);
 	return r;
 }
 

@@ -453,7 +453,7 @@ static void test_bad_arguments(void **state)
 	(void)state;
 	assert_int_equal(gzip_compressor_init(&c, 10), -EINVAL);
 	assert_int_equal(gzip_compressor_init(&c, -2), -EINVAL);
-	assert_null(c.zs);
+	assert_null(c.dc);
 	assert_int_equal(gzip_inflater_init(&z, 0, 10), -EINVAL);
 	assert_null(z.zs);
 	/* release of an object whose init failed is harmless */
