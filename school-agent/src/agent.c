@@ -18,7 +18,7 @@
 
 #define TIMEOUT_DEFAULT 60
 #define RETRY_MAX_DEFAULT 3600
-#define PARALLEL_DEFAULT 8
+#define PARALLEL_DEFAULT 16
 
 void agent_options_bind(struct agent *a)
 {

@@ -22,6 +22,7 @@ struct preparer {
 	size_t count; /* handed over, not taken back */
 	size_t ready; /* of count, from first: prepared */
 	int busy;     /* the thread is preparing queue[first + ready] */
+	int wanted;   /* preparer_next found nothing ready: wake the client when one is */
 	int stop;
 	int threaded; /* the thread runs */
 	pthread_t thread;
@@ -114,7 +115,14 @@ static void *run(void *data)
 		p->busy = 0;
 		p->ready++;
 		pthread_cond_signal(&p->done);
-		http_wake(p->wake);
+		/* only a loop that found nothing to start is woken: one with every upload in
+		 * flight takes this return when an upload ends (a wake per return cost it a
+		 * pass over its transfers each time). Nothing waits on a wake alone: with
+		 * uploads in flight one ending wakes the loop, with none preparer_next waits. */
+		if (p->wanted) {
+			p->wanted = 0;
+			http_wake(p->wake);
+		}
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -174,6 +182,8 @@ struct prepared *preparer_next(struct preparer *p, int wait)
 		p->first = (p->first + 1) % p->capacity;
 		p->count--;
 		p->ready--;
+	} else {
+		p->wanted = 1;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return up;

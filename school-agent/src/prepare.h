@@ -5,9 +5,10 @@
  * ones (docs/PERFORMANCE.md, agent).
  *
  * One thread hands returns over (preparer_add) and takes them back, oldest first, once
- * prepared (preparer_next); between the two the preparer's thread owns the return. It
- * wakes the client's http_post_wait after each one. When no thread can be had, the
- * returns are prepared by preparer_next on the caller's thread instead. */
+ * prepared (preparer_next); between the two the preparer's thread owns the return. When
+ * preparer_next found none ready, the next one prepared wakes the client's
+ * http_post_wait (once). When no thread can be had, the returns are prepared by
+ * preparer_next on the caller's thread instead. */
 #ifndef SCHOOL_AGENT_PREPARE_H
 #define SCHOOL_AGENT_PREPARE_H
 
@@ -39,7 +40,7 @@ struct prepared {
 struct preparer;
 
 /* A preparer of up to capacity returns at once for agent a. Free with preparer_free.
- * -ENOMEM, -EIO (zlib). */
+ * -ENOMEM. */
 int preparer_new(struct preparer **ret, const struct agent *a, size_t capacity) WUR;
 /* Stops the thread if it runs and frees p (not the returns handed over); NULL is fine. */
 void preparer_free(struct preparer *p);

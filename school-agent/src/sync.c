@@ -785,7 +785,7 @@ int command_sync(int argc, char **argv)
 	        {"timeout", CONFIG_INTEGER, &f.timeout, "seconds one upload may take", "SECONDS", 1,
 	         3600},
 	        {"parallel", CONFIG_INTEGER, &f.parallel,
-	         "uploads in flight at once (default: agent.json's parallel, else 8)", "N", 1,
+	         "uploads in flight at once (default: agent.json's parallel, else 16)", "N", 1,
 	         HTTP_PARALLEL_MAX},
 	        {NULL, 0, NULL, NULL, NULL, 0, 0},
 	};

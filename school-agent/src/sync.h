@@ -1,5 +1,5 @@
 /* Delivering the outbox to the county hub (docs/PROTOCOL.md), oldest first, with up to
- * `parallel` uploads in flight (agent.json, --parallel; default 8): read a return's JWS,
+ * `parallel` uploads in flight (agent.json, --parallel; default 16): read a return's JWS,
  * gzip it, POST it, and act on the answer. As many more returns are read and compressed
  * ahead by a thread of their own (prepare.h) while the uploads are in flight, so that
  * when uploads end (a hub commits many at once) the next ones go out at once, before the
