@@ -8,13 +8,20 @@
  *     (a staging folder, one flush of the filesystem for the file); its rate beside one
  *     fsync per upload on the same disk (no target: an order of magnitude);
  *   - sync: one `school-agent sync` delivering the whole outbox (gzip, the agent's default
- *     of 8 uploads in flight on keep-alive connections, each receipt verified, the
+ *     of 16 uploads in flight on keep-alive connections, each receipt verified, the
  *     receipts of the returns delivered together kept durably as a group); its rate
  *     beside the accepted durable returns per second of the load generator (1,000 schools,
- *     64 connections) against the same hub, measured just before (the target's baseline);
- *     and beside the load generator over one connection (no target: what a client sending
- *     one return at a time reaches) and over AGENT_PARALLEL connections (no target: what
- *     the hub gives a client that keeps as many uploads in flight as the agent does);
+ *     64 connections) against the same hub (the target's baseline), half of its returns
+ *     sent just before the sync and half just after, the rate over both: this machine's
+ *     speed moves from one second to the next, and a baseline taken on one side only
+ *     moved the ratio by a fifth from run to run; and beside the load generator over one connection
+ * (no target: what a client sending one return at a time reaches) and over AGENT_PARALLEL
+ * connections (no target: what the hub gives a client that keeps as many uploads in flight as the
+ * agent does);
+ *   - the CPU time per return of the agent (rusage) and of the hub (/proc) during the sync,
+ *     and of the hub and the load generator during its 64-connection runs: with both
+ *     CPUs busy, the sync can reach about (hub + load generator) / (hub + agent) of the
+ *     load generator's rate, and CPU time moves less than a rate on a busy machine;
  *   - the peak RSS of each agent command: ru_maxrss from wait4. A child's ru_maxrss counts
  *     what it held before its exec, so every agent command runs under a small launcher (this
  *     program, re-executed with --measure) that forks it and reads its rusage; the
@@ -55,7 +62,8 @@
 #define IMPORT_ROWS_MAX 10000                   /* the import's own limit */
 #define FSYNC_SECONDS 2.0
 #define MEASURE_FLAG "--measure"
-#define AGENT_PARALLEL 8 /* the agent's default uploads in flight */
+#define AGENT_PARALLEL 16 /* the agent's default uploads in flight */
+#define AGENT_PARALLEL_TEXT "16"
 
 struct bench_agent {
 	const char *agent_binary; /* borrowed */
@@ -69,11 +77,12 @@ struct bench_agent {
 struct measured {
 	int status; /* exit status, or -1 */
 	double seconds;
-	double peak_rss; /* bytes */
+	double peak_rss;    /* bytes */
+	double cpu_seconds; /* user + system, all its threads */
 };
 
 /* The launcher: MEASURE_FLAG OUT PROGRAM ARGS... runs PROGRAM, waits for it and writes
- * "status maxrss_kib seconds" to OUT. Exec'd afresh, it holds little, so what its child
+ * "status maxrss_kib seconds cpu_seconds" to OUT. Exec'd afresh, it holds little, so what its child
  * counts before its own exec is small (and measured: see measure_floor). */
 static int launcher(int argc, char **argv)
 {
@@ -98,7 +107,9 @@ static int launcher(int argc, char **argv)
 	out = fopen(argv[2], "w");
 	if (!out)
 		return 73;
-	fprintf(out, "%d %ld %.6f\n", code, ru.ru_maxrss, bench_now_seconds() - t0);
+	fprintf(out, "%d %ld %.6f %.6f\n", code, ru.ru_maxrss, bench_now_seconds() - t0,
+	        (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 	return fclose(out) == 0 ? 0 : 74;
 }
 
@@ -139,10 +150,34 @@ static void measure(const struct bench_agent *b, const char *const argv[], struc
 		bench_fail("agent", "the launcher failed");
 	f = fopen(out, "r");
 	if (!f || !fgets(line, sizeof(line), f) ||
-	    sscanf(line, "%d %ld %lf", &ret->status, &kib, &ret->seconds) != 3)
+	    sscanf(line, "%d %ld %lf %lf", &ret->status, &kib, &ret->seconds, &ret->cpu_seconds) !=
+	            4)
 		bench_fail("agent", "the launcher wrote no figures");
 	fclose(f);
 	ret->peak_rss = (double)kib * 1024;
+}
+
+/* The CPU time (user + system, every thread) process pid has used so far: fields 14 and
+ * 15 of /proc/PID/stat, after the command name (which may hold spaces), in clock ticks. */
+static double process_cpu_seconds(pid_t pid)
+{
+	char path[64], text[1024], *end;
+	unsigned long long user, sys;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		bench_fail("agent", "cannot read the hub's CPU time");
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	end = strrchr(text, ')');
+	if (!end || sscanf(end + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &user,
+	                   &sys) != 2)
+		bench_fail("agent", "cannot read the hub's CPU time");
+	return (double)(user + sys) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* The returns queued in a folder of the agent ("outbox", "sent", "rejected"). */
@@ -288,7 +323,7 @@ int main(int argc, char **argv)
 	const char *results = argc > 1 ? argv[1] : "bench/results";
 	struct bench_agent b;
 	struct loadgen lg;
-	struct loadgen_run load, serial, eight;
+	struct loadgen_run load, after, serial, as_agent;
 	struct measured queued, synced, floor;
 	struct bench_report report;
 	const char *sync[] = {NULL, "sync", "--dir", NULL, NULL};
@@ -297,7 +332,10 @@ int main(int argc, char **argv)
 	long load_returns = bench_env_long("BENCH_AGENT_LOADGEN_RETURNS", 10000);
 	long per_file = bench_env_long("BENCH_AGENT_IMPORT_ROWS", IMPORT_ROWS_MAX);
 	long serial_returns = load_returns / 5 > 0 ? load_returns / 5 : 1;
-	double fsync_rate, load_rate, serial_rate, eight_rate, queue_rate, sync_rate, return_bytes;
+	long load_half = load_returns / 2;
+	double fsync_rate, load_rate, serial_rate, as_agent_rate, queue_rate, sync_rate,
+	        return_bytes;
+	double hub_cpu_load, hub_cpu_sync, hub_cpu_after;
 	size_t sent, rejected, remaining;
 	char path[4200];
 
@@ -340,17 +378,31 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	loadgen_make_uploads(&lg, (size_t)(load_returns + 2 * serial_returns));
 	loadgen_start_hub(&lg);
-	loadgen_load(&lg, 0, (size_t)load_returns, 0, LOADGEN_CONNECTIONS, &load);
+	/* the 64-connection baseline brackets the sync: half before it, half after */
+	hub_cpu_load = process_cpu_seconds(lg.hub);
+	loadgen_load(&lg, 0, (size_t)load_half, 0, LOADGEN_CONNECTIONS, &load);
+	hub_cpu_load = process_cpu_seconds(lg.hub) - hub_cpu_load;
 	loadgen_load(&lg, (size_t)load_returns, (size_t)serial_returns, 0, 1, &serial);
 	loadgen_load(&lg, (size_t)(load_returns + serial_returns), (size_t)serial_returns, 0,
-	             AGENT_PARALLEL, &eight);
-	load_rate = loadgen_rate(&load);
+	             AGENT_PARALLEL, &as_agent);
 	serial_rate = loadgen_rate(&serial);
-	eight_rate = loadgen_rate(&eight);
+	as_agent_rate = loadgen_rate(&as_agent);
 
 	sync[0] = b.agent_binary;
 	sync[3] = b.dir;
+	hub_cpu_sync = process_cpu_seconds(lg.hub);
 	measure(&b, sync, &synced);
+	hub_cpu_sync = process_cpu_seconds(lg.hub) - hub_cpu_sync;
+	hub_cpu_after = process_cpu_seconds(lg.hub);
+	loadgen_load(&lg, (size_t)load_half, (size_t)(load_returns - load_half), 0,
+	             LOADGEN_CONNECTIONS, &after);
+	hub_cpu_load += process_cpu_seconds(lg.hub) - hub_cpu_after;
+	load.sent += after.sent;
+	load.accepted += after.accepted;
+	load.other += after.other;
+	load.seconds += after.seconds;
+	load.client_cpu_s += after.client_cpu_s;
+	load_rate = loadgen_rate(&load);
 	loadgen_stop_hub(&lg);
 	sent = count_returns(&b, "sent");
 	rejected = count_returns(&b, "rejected");
@@ -374,7 +426,7 @@ int main(int argc, char **argv)
 	       "%.2f s (1 connection), %zu accepted, %zu other in %.2f s (%d connections)\n",
 	       returns, queued.seconds, sent, synced.seconds, load.accepted, load.other,
 	       load.seconds, LOADGEN_CONNECTIONS, serial.accepted, serial.other, serial.seconds,
-	       eight.accepted, eight.other, eight.seconds, AGENT_PARALLEL);
+	       as_agent.accepted, as_agent.other, as_agent.seconds, AGENT_PARALLEL);
 	printf("  launcher floor (/bin/true under it): %.1f MB\n", floor.peak_rss / 1e6);
 
 	bench_report_init(&report, "agent");
@@ -384,7 +436,8 @@ int main(int argc, char **argv)
 	bench_report_figure(&report, "school-agent sync", sync_rate, "returns/s",
 	                    "load generator, 1 connection", serial_rate, NULL, 0);
 	bench_report_figure(&report, "school-agent sync", sync_rate, "returns/s",
-	                    "load generator, 8 connections", eight_rate, NULL, 0);
+	                    "load generator, " AGENT_PARALLEL_TEXT " connections", as_agent_rate,
+	                    NULL, 0);
 	bench_report_figure(&report, "school-agent sync peak RSS", synced.peak_rss / 1e6, "MB",
 	                    NULL, 0, "<= 16 MB", rss_met(synced.peak_rss));
 	bench_report_figure(&report, "school-agent import (queue)", queue_rate, "returns/s",
@@ -396,14 +449,26 @@ int main(int argc, char **argv)
 	bench_report_detail(&report, "import_rows_per_file", (double)per_file);
 	bench_report_detail(&report, "import_seconds", queued.seconds);
 	bench_report_detail(&report, "sync_seconds", synced.seconds);
+	/* CPU per return, which a busy machine moves less than a rate: the agent's, and the
+	 * hub's while it served the sync and while it served the 64-connection load */
+	bench_report_detail(&report, "sync_agent_cpu_us_per_return",
+	                    sent ? synced.cpu_seconds / (double)sent * 1e6 : 0);
+	bench_report_detail(&report, "sync_hub_cpu_us_per_return",
+	                    sent ? hub_cpu_sync / (double)sent * 1e6 : 0);
+	bench_report_detail(&report, "loadgen_hub_cpu_us_per_return",
+	                    load.accepted ? hub_cpu_load / (double)load.accepted * 1e6 : 0);
+	bench_report_detail(&report, "loadgen_client_cpu_us_per_return",
+	                    load.accepted ? load.client_cpu_s / (double)load.accepted * 1e6 : 0);
 	bench_report_detail(&report, "loadgen_returns", (double)load.sent);
 	bench_report_detail(&report, "loadgen_accepted", (double)load.accepted);
 	bench_report_detail(&report, "loadgen_return_bytes", (double)lg.jws_len);
 	bench_report_detail(&report, "loadgen_seconds", load.seconds);
 	bench_report_detail(&report, "loadgen_1_connection_returns", (double)serial.sent);
 	bench_report_detail(&report, "loadgen_1_connection_accepted", (double)serial.accepted);
-	bench_report_detail(&report, "loadgen_8_connections_returns", (double)eight.sent);
-	bench_report_detail(&report, "loadgen_8_connections_accepted", (double)eight.accepted);
+	bench_report_detail(&report, "loadgen_" AGENT_PARALLEL_TEXT "_connections_returns",
+	                    (double)as_agent.sent);
+	bench_report_detail(&report, "loadgen_" AGENT_PARALLEL_TEXT "_connections_accepted",
+	                    (double)as_agent.accepted);
 	bench_report_detail(&report, "launcher_floor_rss_mb", floor.peak_rss / 1e6);
 	bench_report_print(&report);
 
