@@ -2,11 +2,11 @@
  * A compressor and an inflater are each set up once and reused for many documents (a
  * fresh compressor or zlib stream per document costs far more than the compression of a
  * small one). libdeflate compresses a whole buffer at once, which is all an upload body
- * needs, in about 60 % of zlib's time at the same level and size (a school's 3 KB
- * return: 23 against 35-39 us here; docs/PERFORMANCE.md, "agent"). The inflater is meant for
- * untrusted input: it accepts exactly one gzip member and nothing else, and it enforces its caps
- * while inflating, never trusting the ISIZE trailer, so a bomb is stopped after at most the cap is
- * written. Neither object is thread-safe: one per thread. */
+ * needs, in about 60 % of zlib's time at the same level and size (a school's 3 KB return:
+ * 23 against 35-39 us here; docs/PERFORMANCE.md, "agent"). The inflater is meant for
+ * untrusted input: it accepts exactly one gzip member and nothing else, and it enforces
+ * its caps while inflating, never trusting the ISIZE trailer, so a bomb is stopped after
+ * at most the cap is written. Neither object is thread-safe: one per thread. */
 #ifndef COMMON_GZIP_H
 #define COMMON_GZIP_H
 
@@ -32,8 +32,8 @@ struct gzip_inflater {
 	unsigned max_ratio; /* output/input above GZIP_RATIO_FLOOR; 0: no ratio cap */
 };
 
-/* level: 0..9 as zlib counts (0: stored blocks only) or -1 (zlib's default, 6). -EINVAL for another
- * level, -ENOMEM. Release with gzip_compressor_release(). */
+/* level: 0..9 as zlib counts (0: stored blocks only) or -1 (zlib's default, 6).
+ * -EINVAL for another level, -ENOMEM. Release with gzip_compressor_release(). */
 int gzip_compressor_init(struct gzip_compressor *ret, int level) WUR;
 void gzip_compressor_release(struct gzip_compressor *z);
 
