@@ -11,7 +11,7 @@
 
 struct preparer {
 	const struct agent *agent; /* borrowed */
-	struct http_client *wake;  /* borrowed while the thread runs: woken after each return */
+	struct http_client *wake;  /* borrowed while the thread runs: woken when wanted is set */
 	struct gzip_compressor gz; /* the preparer thread's, or the caller's when inline */
 	pthread_mutex_t lock;      /* guards what follows */
 	pthread_cond_t work;       /* a return came, or stop */

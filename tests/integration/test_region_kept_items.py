@@ -119,19 +119,15 @@ HEADS = "ARRAY(SELECT submission_id FROM submission_current)"
 def drift_from_heads(dsn):
     """The rows of the kept tables and of a recomputation from the heads that the other
     lacks, and the roll-up comparisons that differ from ones made now."""
-    ledger = query(dsn, f"""
-        (SELECT 'kept', * FROM ledger_items
-         EXCEPT ALL SELECT 'kept', * FROM ledger_items_of({HEADS}))
-        UNION ALL
-        (SELECT 'made', * FROM ledger_items_of({HEADS})
-         EXCEPT ALL SELECT 'made', * FROM ledger_items)""")
-    incidents = query(dsn, f"""
-        (SELECT 'kept', * FROM incident_items
-         EXCEPT ALL SELECT 'kept', * FROM incident_items_of({HEADS}))
-        UNION ALL
-        (SELECT 'made', * FROM incident_items_of({HEADS})
-         EXCEPT ALL SELECT 'made', * FROM incident_items)""")
-    return ledger + incidents + kept_comparisons_drift(dsn)
+    drift = []
+    for table in ("ledger_items", "incident_items"):
+        drift += query(dsn, f"""
+            (SELECT 'kept', * FROM {table}
+             EXCEPT ALL SELECT 'kept', * FROM {table}_of({HEADS}))
+            UNION ALL
+            (SELECT 'made', * FROM {table}_of({HEADS})
+             EXCEPT ALL SELECT 'made', * FROM {table})""")
+    return drift + kept_comparisons_drift(dsn)
 
 
 def item(item_id, deadline, status):
